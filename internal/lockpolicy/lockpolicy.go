@@ -1,0 +1,425 @@
+// Package lockpolicy renders the "lock": the IAM policy of explicit Deny
+// statements that Defenders attaches to an EC2 instance role so that the
+// role's credentials are worthless anywhere but on the instances they were
+// delivered to.
+//
+// The lock grants nothing. It only denies, with Action "*" and Resource "*";
+// the role's own allow policies (for example AmazonEC2ReadOnlyAccess) grant
+// the permissions. A request made with the role's credentials survives the
+// lock only if it arrives
+//
+//   - over the public internet from one of Lock.SourceIPs, or
+//   - through a VPC endpoint in one of Lock.VPCs, from the VPC and the
+//     primary private IPv4 address of the very instance the credentials were
+//     delivered to, or
+//   - from an AWS service acting on the caller's behalf (aws:ViaAWSService),
+//     which only happens after the caller's own request passed the lock.
+//
+// Everything else, including requests that carry no network origin at all,
+// is denied: the lock fails closed.
+//
+// Render is the one source of truth for the document. The CDK construct
+// feeds it CloudFormation tokens; the locker Lambda feeds it real addresses.
+package lockpolicy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// PolicyVersion is the IAM policy language version of every lock.
+const PolicyVersion = "2012-10-17"
+
+// MaxRolePolicySize is the number of characters IAM allows, summed over all
+// inline policies of one role (whitespace not counted).
+const MaxRolePolicySize = 10240
+
+// Statement IDs of the lock. Each one names the calls it denies.
+const (
+	// SidDenyPublicCallsFromOtherAddresses denies internet calls whose
+	// aws:SourceIp is not one of Lock.SourceIPs.
+	SidDenyPublicCallsFromOtherAddresses = "DenyPublicCallsFromOtherAddresses"
+	// SidDenyPublicCallsFromAnyAddress replaces
+	// SidDenyPublicCallsFromOtherAddresses when Lock.SourceIPs is empty
+	// ("VPC endpoints only" mode).
+	SidDenyPublicCallsFromAnyAddress = "DenyPublicCallsFromAnyAddress"
+	// SidDenyEndpointCallsFromOtherVpcs denies calls that did not come over
+	// the internet unless they came through a VPC endpoint of one of
+	// Lock.VPCs.
+	SidDenyEndpointCallsFromOtherVpcs = "DenyEndpointCallsFromOtherVpcs"
+	// SidDenyEndpointCallsFromAnyVpc replaces SidDenyEndpointCallsFromOtherVpcs
+	// when Lock.VPCs is empty: every call that did not come over the internet
+	// is denied.
+	SidDenyEndpointCallsFromAnyVpc = "DenyEndpointCallsFromAnyVpc"
+	// SidDenyEndpointCallsFromOtherHosts denies VPC endpoint calls whose
+	// source private IP is not the instance the credentials were delivered to.
+	SidDenyEndpointCallsFromOtherHosts = "DenyEndpointCallsFromOtherHosts"
+	// SidDenyEndpointCallsFromOutsideTheInstanceVpc denies VPC endpoint calls
+	// from a VPC other than the one the credentials were delivered to.
+	SidDenyEndpointCallsFromOutsideTheInstanceVpc = "DenyEndpointCallsFromOutsideTheInstanceVpc"
+	// SidDenyCallsWithoutSourceAddress denies calls that carry neither a
+	// public nor a VPC source address.
+	SidDenyCallsWithoutSourceAddress = "DenyCallsWithoutSourceAddress"
+)
+
+// Sentinel errors returned (wrapped) by Render; test them with errors.Is.
+var (
+	// ErrNothingToLock means the Lock lists neither source IPs nor VPCs.
+	ErrNothingToLock = errors.New("nothing to lock to: no source IPs and no VPCs")
+	// ErrInvalidSourceIP means a source IP is malformed or not acceptable.
+	ErrInvalidSourceIP = errors.New("invalid source IP")
+	// ErrInvalidVPC means a VPC id is malformed.
+	ErrInvalidVPC = errors.New("invalid VPC id")
+)
+
+// Lock lists where the role's credentials may be used from.
+type Lock struct {
+	// SourceIPs are the public addresses or CIDRs the role may call from
+	// over the internet: the instance's public IPv4, Elastic IPs, NAT
+	// gateway EIPs, IPv6 addresses (bare or CIDR). Literal values or tokens.
+	SourceIPs []string
+	// VPCs are the ids of the VPCs whose VPC endpoints the role may call
+	// through (vpc-xxxxxxxx, or tokens).
+	VPCs []string
+}
+
+// Options tunes Render.
+type Options struct {
+	// IsToken reports whether a value is an unresolved deploy-time token
+	// (for example a CDK token such as "${Token[TOKEN.123]}"). Such values
+	// are passed through verbatim and unvalidated; everything else is
+	// validated. A nil IsToken treats every value as a literal.
+	//
+	// A token for a source IP is emitted as is: if it resolves to a bare
+	// address, IAM sees a bare address, not an explicit /32.
+	IsToken func(string) bool
+}
+
+// Document is an IAM policy document.
+type Document struct {
+	// Version is the policy language version, always PolicyVersion.
+	Version string `json:"Version"`
+	// Statement holds the statements in a fixed order.
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one IAM policy statement. In a lock, Effect is always
+// "Deny" and Action and Resource are always "*".
+type Statement struct {
+	// Sid names the statement.
+	Sid string `json:"Sid"`
+	// Effect is "Allow" or "Deny".
+	Effect string `json:"Effect"`
+	// Action is the action pattern.
+	Action string `json:"Action"`
+	// Resource is the resource pattern.
+	Resource string `json:"Resource"`
+	// Condition maps operator -> context key -> value, where a value is a
+	// string or a []string.
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
+}
+
+var vpcIDPattern = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+
+// Render builds the lock document for l.
+//
+// Literal source IPs are validated and canonicalised (a bare address gets
+// "/32" or "/128"); /0 prefixes, private, loopback, link-local, multicast
+// and unspecified addresses, and prefixes with host bits set are rejected.
+// Literal VPC ids must match ^vpc-[0-9a-f]{8,17}$. Lists are deduplicated
+// and sorted, so equal inputs give byte-identical documents.
+//
+// A Lock with neither source IPs nor VPCs is an error (ErrNothingToLock).
+// Without VPCs every VPC endpoint call is denied; without source IPs every
+// internet call is denied ("VPC endpoints only" mode).
+func Render(l Lock, o Options) (Document, error) {
+	isToken := o.IsToken
+	if isToken == nil {
+		isToken = func(string) bool { return false }
+	}
+	var errs []error
+	ips := make([]string, 0, len(l.SourceIPs))
+	for _, raw := range l.SourceIPs {
+		if isToken(raw) {
+			ips = append(ips, raw)
+			continue
+		}
+		ip, err := canonicalSourceIP(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ips = append(ips, ip)
+	}
+	vpcs := make([]string, 0, len(l.VPCs))
+	for _, raw := range l.VPCs {
+		if !isToken(raw) && !vpcIDPattern.MatchString(raw) {
+			errs = append(errs, fmt.Errorf("%w %q: want vpc- followed by 8 or 17 lowercase hex digits", ErrInvalidVPC, raw))
+			continue
+		}
+		vpcs = append(vpcs, raw)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Document{}, fmt.Errorf("lockpolicy: render: %w", err)
+	}
+	if len(ips) == 0 && len(vpcs) == 0 {
+		return Document{}, fmt.Errorf("lockpolicy: render: %w", ErrNothingToLock)
+	}
+	ips = sortedUnique(ips)
+	vpcs = sortedUnique(vpcs)
+
+	// Every statement carries this condition. AWS services that act on the
+	// caller's behalf (forward access sessions, e.g. CloudFormation or EBS
+	// calling KMS) send aws:ViaAWSService=true and their own network origin,
+	// which can never match the instance; they must not be denied. This is
+	// safe because such calls only happen after the caller's own request
+	// passed the lock. BoolIfExists makes a request WITHOUT the key count as
+	// "not via a service", so it is still denied: fail closed.
+	notViaService := map[string]any{"aws:ViaAWSService": "false"}
+
+	var st []Statement
+
+	// Internet path. aws:SourceIp is present exactly when the request came
+	// over the internet: AWS omits it for VPC endpoint requests.
+	if len(ips) > 0 {
+		// Stolen credentials used from any other public address (a).
+		// NotIpAddress alone would also be TRUE when aws:SourceIp is missing
+		// (negated operators match absent keys), which would deny every VPC
+		// endpoint call; Null "false" limits the statement to requests that
+		// actually came over the internet. The endpoint path is locked below.
+		st = append(st, deny(SidDenyPublicCallsFromOtherAddresses, map[string]map[string]any{
+			"NotIpAddress": {"aws:SourceIp": listValue(ips)},
+			"Null":         {"aws:SourceIp": "false"},
+			"BoolIfExists": notViaService,
+		}))
+	} else {
+		// "VPC endpoints only" mode: no public address is trusted, so every
+		// request that came over the internet is denied.
+		st = append(st, deny(SidDenyPublicCallsFromAnyAddress, map[string]map[string]any{
+			"Null":         {"aws:SourceIp": "false"},
+			"BoolIfExists": notViaService,
+		}))
+	}
+
+	// Everything else: requests WITHOUT aws:SourceIp. These are VPC endpoint
+	// calls, or requests of unknown origin, which must be denied too. Every
+	// statement below is scoped with Null {"aws:SourceIp": "true"} so it
+	// never touches internet calls, which are fully handled above.
+
+	if len(vpcs) == 0 {
+		// No VPC is trusted: deny every request that did not come over the
+		// internet, including requests with no network origin at all.
+		st = append(st, deny(SidDenyEndpointCallsFromAnyVpc, map[string]map[string]any{
+			"Null":         {"aws:SourceIp": "true"},
+			"BoolIfExists": notViaService,
+		}))
+		return Document{Version: PolicyVersion, Statement: st}, nil
+	}
+
+	// Calls through a VPC endpoint of a VPC that is not listed (d). If
+	// aws:SourceVpc is missing as well, StringNotEquals on the absent key is
+	// TRUE, so a request with neither aws:SourceIp nor aws:SourceVpc is
+	// denied here (g).
+	st = append(st, deny(SidDenyEndpointCallsFromOtherVpcs, map[string]map[string]any{
+		"StringNotEquals": {"aws:SourceVpc": listValue(vpcs)},
+		"Null":            {"aws:SourceIp": "true"},
+		"BoolIfExists":    notViaService,
+	}))
+
+	// Stolen credentials used through the endpoint from another host, even
+	// one inside the same VPC (e). aws:Ec2InstanceSourcePrivateIPv4 travels
+	// with the credentials and holds the primary private IPv4 of the
+	// instance they were delivered to; aws:VpcSourceIp is where the request
+	// actually came from. No per-instance list is needed, so this also works
+	// for roles shared by many instances.
+	//
+	// Why Null {"aws:VpcSourceIp": "false"}: IAM's behaviour for a policy
+	// variable whose key is absent is not something to bet a lock on (the
+	// iam-simulate test oracle treats it as "never matches", which would
+	// turn this Deny off). The Null check guarantees the variable resolves
+	// whenever the statement can apply; the "absent" case is denied
+	// explicitly by SidDenyCallsWithoutSourceAddress.
+	//
+	// If the credentials lack aws:Ec2InstanceSourcePrivateIPv4 (not EC2
+	// instance credentials, or an IPv6-only instance), StringNotEquals on
+	// the absent key is TRUE: denied, fail closed (g). Unlike AWS's SCP
+	// example we deliberately do NOT add Null {"ec2:SourceInstanceARN":
+	// "false"}: that would exempt credentials without the instance keys,
+	// whereas this policy is attached only to an instance role and must
+	// fail closed.
+	st = append(st, deny(SidDenyEndpointCallsFromOtherHosts, map[string]map[string]any{
+		"StringNotEquals": {"aws:Ec2InstanceSourcePrivateIPv4": "${aws:VpcSourceIp}"},
+		"Null":            {"aws:SourceIp": "true", "aws:VpcSourceIp": "false"},
+		"BoolIfExists":    notViaService,
+	}))
+
+	// Stolen credentials used through an endpoint of another listed VPC from
+	// a host that happens to have the same private IP (private ranges
+	// overlap between VPCs). aws:Ec2InstanceSourceVpc travels with the
+	// credentials. Null {"aws:SourceVpc": "false"} guarantees the variable
+	// resolves (see above; its absence is denied by
+	// SidDenyEndpointCallsFromOtherVpcs), and credentials without
+	// aws:Ec2InstanceSourceVpc are denied because StringNotEquals on an
+	// absent key is TRUE.
+	st = append(st, deny(SidDenyEndpointCallsFromOutsideTheInstanceVpc, map[string]map[string]any{
+		"StringNotEquals": {"aws:Ec2InstanceSourceVpc": "${aws:SourceVpc}"},
+		"Null":            {"aws:SourceIp": "true", "aws:SourceVpc": "false"},
+		"BoolIfExists":    notViaService,
+	}))
+
+	// Fail closed (g): a request with neither a public source address
+	// (aws:SourceIp) nor a VPC source address (aws:VpcSourceIp) cannot be
+	// attributed to the instance. This is also the case the Null check of
+	// SidDenyEndpointCallsFromOtherHosts leaves out.
+	st = append(st, deny(SidDenyCallsWithoutSourceAddress, map[string]map[string]any{
+		"Null":         {"aws:SourceIp": "true", "aws:VpcSourceIp": "true"},
+		"BoolIfExists": notViaService,
+	}))
+
+	return Document{Version: PolicyVersion, Statement: st}, nil
+}
+
+// deny builds a Deny statement on every action and resource.
+func deny(sid string, cond map[string]map[string]any) Statement {
+	return Statement{Sid: sid, Effect: "Deny", Action: "*", Resource: "*", Condition: cond}
+}
+
+// canonicalSourceIP validates a literal address or CIDR and returns it in
+// canonical CIDR form.
+func canonicalSourceIP(raw string) (string, error) {
+	var p netip.Prefix
+	if strings.Contains(raw, "/") {
+		pp, err := netip.ParsePrefix(raw)
+		if err != nil {
+			return "", fmt.Errorf("%w %q: %w", ErrInvalidSourceIP, raw, err)
+		}
+		if pp.Masked() != pp {
+			return "", fmt.Errorf("%w %q: host bits set; use %s for the single address or %s for the network",
+				ErrInvalidSourceIP, raw, netip.PrefixFrom(pp.Addr(), pp.Addr().BitLen()), pp.Masked())
+		}
+		p = pp
+	} else {
+		a, err := netip.ParseAddr(raw)
+		if err != nil {
+			return "", fmt.Errorf("%w %q: %w", ErrInvalidSourceIP, raw, err)
+		}
+		if a.Zone() != "" {
+			return "", fmt.Errorf("%w %q: zoned addresses are not allowed", ErrInvalidSourceIP, raw)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	a := p.Addr()
+	switch {
+	case p.Bits() == 0:
+		return "", fmt.Errorf("%w %q: a /0 prefix would allow the whole internet", ErrInvalidSourceIP, raw)
+	case a.Is4In6():
+		return "", fmt.Errorf("%w %q: IPv4-mapped IPv6; write the IPv4 address", ErrInvalidSourceIP, raw)
+	case a.IsUnspecified(), a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsMulticast(), a.IsPrivate():
+		return "", fmt.Errorf("%w %q: not a public address, so it never appears in aws:SourceIp; list the VPC instead",
+			ErrInvalidSourceIP, raw)
+	}
+	return p.String(), nil
+}
+
+// sortedUnique returns s sorted with duplicates removed.
+func sortedUnique(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// listValue renders a condition value list: a plain string when it has one
+// element (IAM treats both forms alike; the string is shorter).
+func listValue(s []string) any {
+	if len(s) == 1 {
+		return s[0]
+	}
+	return s
+}
+
+// normalized returns a copy of d whose []string condition values are sorted
+// and deduplicated, with single-element lists rendered as strings.
+func (d Document) normalized() Document {
+	out := Document{Version: d.Version, Statement: make([]Statement, len(d.Statement))}
+	for i, s := range d.Statement {
+		if s.Condition != nil {
+			cond := make(map[string]map[string]any, len(s.Condition))
+			for op, kv := range s.Condition {
+				m := make(map[string]any, len(kv))
+				for k, v := range kv {
+					if list, ok := v.([]string); ok {
+						v = listValue(sortedUnique(list))
+					}
+					m[k] = v
+				}
+				cond[op] = m
+			}
+			s.Condition = cond
+		}
+		out.Statement[i] = s
+	}
+	return out
+}
+
+// JSON returns the document as compact, deterministic JSON: what IAM stores.
+// Keys appear in the conventional IAM order (Version, Statement; Sid,
+// Effect, Action, Resource, Condition), condition operators and keys are
+// sorted, and value lists are sorted and deduplicated.
+func (d Document) JSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(d.normalized()); err != nil {
+		return nil, fmt.Errorf("lockpolicy: encode document: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Map returns the document as generic JSON values (map[string]any, []any,
+// string), e.g. for awsiam.PolicyDocument_FromJson in the CDK construct.
+// It carries exactly what JSON returns.
+func (d Document) Map() map[string]any {
+	n := d.normalized()
+	stmts := make([]any, len(n.Statement))
+	for i, s := range n.Statement {
+		m := map[string]any{"Sid": s.Sid, "Effect": s.Effect, "Action": s.Action, "Resource": s.Resource}
+		if s.Condition != nil {
+			cond := make(map[string]any, len(s.Condition))
+			for op, kv := range s.Condition {
+				keys := make(map[string]any, len(kv))
+				for k, v := range kv {
+					if list, ok := v.([]string); ok {
+						items := make([]any, len(list))
+						for j, x := range list {
+							items[j] = x
+						}
+						v = items
+					}
+					keys[k] = v
+				}
+				cond[op] = keys
+			}
+			m["Condition"] = cond
+		}
+		stmts[i] = m
+	}
+	return map[string]any{"Version": n.Version, "Statement": stmts}
+}
+
+// Size returns the number of characters IAM counts against the per-role
+// inline policy limit (MaxRolePolicySize): the length of the compact JSON,
+// whitespace excluded. It returns -1 if the document cannot be encoded.
+func (d Document) Size() int {
+	b, err := d.JSON()
+	if err != nil {
+		return -1
+	}
+	return utf8.RuneCount(b)
+}

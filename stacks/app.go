@@ -1,0 +1,57 @@
+package stacks
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/defenders-cdk/defenders/internal/checkip"
+)
+
+// App is the set of Defenders stacks in one CDK app.
+type App struct {
+	Config       Config
+	SSH          checkip.Resolution
+	Battleground *BattlegroundStack
+	Matt, Luke   *DefenderStack
+}
+
+// FromContext reads the defenders: context of app, resolves the SSH source (context override,
+// then checkip, then fail closed) and builds every stack. client may be nil.
+func FromContext(ctx context.Context, app awscdk.App, client *http.Client) (*App, error) {
+	cfg, err := LoadConfig(NodeGetter(app))
+	if err != nil {
+		return nil, err
+	}
+	// Constructs do no network I/O: the SSH source is resolved here and passed in as CIDRs.
+	res, err := checkip.Resolve(ctx, client, cfg.SSHCidr, cfg.SSHCidrSet, cfg.CheckipURL)
+	if err != nil {
+		return nil, err
+	}
+	return Build(app, cfg, res)
+}
+
+// Build adds every Defenders stack to app, with the SSH source already resolved, and turns on the
+// cdk-nag AwsSolutions checks so that every synth is also a policy review.
+func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
+	out := &App{Config: cfg, SSH: ssh}
+	var err error
+	out.Battleground, err = NewBattleground(app, "battleground", &BattlegroundProps{
+		Config: cfg, SSHCidrs: ssh.CIDRs, Warning: ssh.Warning,
+	})
+	if err != nil {
+		return nil, err
+	}
+	bg := out.Battleground.Battleground
+	if out.Matt, err = NewDefender(app, "matt", &DefenderProps{Config: cfg, Battleground: bg}); err != nil {
+		return nil, err
+	}
+	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true}); err != nil {
+		return nil, err
+	}
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	return out, nil
+}

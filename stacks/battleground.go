@@ -1,0 +1,45 @@
+package stacks
+
+import (
+	"net/netip"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/battleground"
+)
+
+// BattlegroundProps configures the battleground stack.
+type BattlegroundProps struct {
+	awscdk.StackProps
+	Config Config
+	// SSHCidrs are the resolved SSH sources (see internal/checkip.Resolve). Empty: no SSH ingress.
+	SSHCidrs []netip.Prefix
+	// Warning, when set, is attached to the SSH group as a warning annotation (for example:
+	// checkip failed, so the app failed closed). `cdk synth --strict` turns it into an error.
+	Warning string
+}
+
+// BattlegroundStack holds the VPC and the SSH security group.
+type BattlegroundStack struct {
+	awscdk.Stack
+	Battleground battleground.Battleground
+}
+
+// NewBattleground creates the "battleground" stack.
+func NewBattleground(scope constructs.Construct, id string, props *BattlegroundProps) (*BattlegroundStack, error) {
+	st := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	bg, err := battleground.New(st, "battleground", &battleground.Props{
+		MaxAzs:      props.Config.MaxAzs,
+		NatGateways: props.Config.NatGateways,
+		SSHCidrs:    props.SSHCidrs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if props.Warning != "" {
+		awscdk.Annotations_Of(bg.SshGroup()).AddWarningV2(jsii.String("defenders:sshIngress"), jsii.String(props.Warning))
+	}
+	return &BattlegroundStack{Stack: st, Battleground: bg}, nil
+}

@@ -1,0 +1,195 @@
+// Package stacks holds the Defenders stacks (one file per stack) and the typed, validated
+// configuration that main.go reads from the `defenders:` context keys.
+package stacks
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Context keys. Every setting a user can change has exactly one name, documented in the README.
+const (
+	KeySSHCidr         = "defenders:sshCidr"
+	KeyCheckipURL      = "defenders:checkipUrl"
+	KeyMaxAzs          = "defenders:maxAzs"
+	KeyNatGateways     = "defenders:natGateways"
+	KeyInstanceType    = "defenders:instanceType"
+	KeyManagedPolicies = "defenders:managedPolicies"
+)
+
+// DefaultCheckipURL is where the workstation's public address is looked up when
+// defenders:sshCidr is not set.
+const DefaultCheckipURL = "https://checkip.amazonaws.com"
+
+// Config is the validated configuration of the Defenders app.
+type Config struct {
+	// SSHCidr is the raw value of defenders:sshCidr; SSHCidrSet is false when the key is unset,
+	// which means "look the address up with checkip".
+	SSHCidr    string
+	SSHCidrSet bool
+	// CheckipURL is the http(s) endpoint that answers with the caller's public address.
+	CheckipURL string
+	// MaxAzs is how many Availability Zones the battleground VPC spans (1 to 6).
+	MaxAzs int
+	// NatGateways is how many NAT gateways the battleground VPC gets (0 to MaxAzs).
+	NatGateways int
+	// InstanceType is the EC2 instance type of Matt and Luke, e.g. t3.micro.
+	InstanceType string
+	// ManagedPolicies are the AWS managed policy names attached to each instance role.
+	ManagedPolicies []string
+}
+
+// Getter reads one context value; nil means unset. constructs.Node.TryGetContext fits.
+type Getter func(key string) any
+
+// NodeGetter adapts a construct's node to a Getter.
+func NodeGetter(scope constructs.Construct) Getter {
+	return func(key string) any { return scope.Node().TryGetContext(jsii.String(key)) }
+}
+
+var (
+	instanceTypeRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	managedPolicyRE = regexp.MustCompile(`^[A-Za-z0-9+=,.@_/-]{1,128}$`)
+)
+
+// LoadConfig reads and validates every defenders: context key. The first invalid value is
+// returned as an error that names the key and says what was wrong; nothing falls back to a
+// wider default.
+func LoadConfig(get Getter) (Config, error) {
+	c := Config{CheckipURL: DefaultCheckipURL, MaxAzs: 2, InstanceType: "t3.micro",
+		ManagedPolicies: []string{"AmazonEC2ReadOnlyAccess"}}
+	var err error
+
+	if v := get(KeySSHCidr); v != nil {
+		s, ok := v.(string)
+		if !ok {
+			return c, fmt.Errorf("context %s: want a string of comma-separated CIDRs or \"none\", got %T %v", KeySSHCidr, v, v)
+		}
+		c.SSHCidr, c.SSHCidrSet = s, true
+	}
+	if c.CheckipURL, err = stringValue(get, KeyCheckipURL, c.CheckipURL); err != nil {
+		return c, err
+	}
+	u, perr := url.Parse(c.CheckipURL)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, fmt.Errorf("context %s: %q is not an http or https URL", KeyCheckipURL, c.CheckipURL)
+	}
+	if c.MaxAzs, err = intValue(get, KeyMaxAzs, c.MaxAzs, 1, 6); err != nil {
+		return c, err
+	}
+	if c.NatGateways, err = intValue(get, KeyNatGateways, c.NatGateways, 0, c.MaxAzs); err != nil {
+		return c, err
+	}
+	if c.InstanceType, err = stringValue(get, KeyInstanceType, c.InstanceType); err != nil {
+		return c, err
+	}
+	if !instanceTypeRE.MatchString(c.InstanceType) {
+		return c, fmt.Errorf("context %s: %q is not an EC2 instance type such as t3.micro", KeyInstanceType, c.InstanceType)
+	}
+	mp, err := stringValue(get, KeyManagedPolicies, strings.Join(c.ManagedPolicies, ","))
+	if err != nil {
+		return c, err
+	}
+	if c.ManagedPolicies, err = ParseManagedPolicies(mp); err != nil {
+		return c, fmt.Errorf("context %s: %w", KeyManagedPolicies, err)
+	}
+	return c, nil
+}
+
+// ParseManagedPolicies splits a comma-separated list of AWS managed policy names ("none" for
+// no managed policy) and validates each name.
+func ParseManagedPolicies(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "none" {
+		return []string{}, nil
+	}
+	if s == "" {
+		return nil, fmt.Errorf("empty: name at least one AWS managed policy, or none")
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if !managedPolicyRE.MatchString(item) {
+			return nil, fmt.Errorf("%q is not an AWS managed policy name", item)
+		}
+		if seen[item] {
+			return nil, fmt.Errorf("%q is listed twice", item)
+		}
+		seen[item] = true
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+func stringValue(get Getter, key, def string) (string, error) {
+	v := get(key)
+	if v == nil {
+		return def, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("context %s: want a string, got %T %v", key, v, v)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("context %s: empty value; remove the key to use the default %q", key, def)
+	}
+	return s, nil
+}
+
+func intValue(get Getter, key string, def, lo, hi int) (int, error) {
+	v := get(key)
+	if v == nil {
+		return def, nil
+	}
+	var n int
+	switch x := v.(type) {
+	case float64: // JSON numbers from cdk.json
+		if x != math.Trunc(x) || math.IsInf(x, 0) || math.IsNaN(x) {
+			return 0, fmt.Errorf("context %s: want a whole number, got %v", key, x)
+		}
+		if x < float64(lo) || x > float64(hi) {
+			return 0, fmt.Errorf("context %s: %v is out of range %d..%d", key, x, lo, hi)
+		}
+		n = int(x)
+	case string: // -c key=value on the command line
+		i, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil {
+			return 0, fmt.Errorf("context %s: want a whole number, got %q", key, x)
+		}
+		n = i
+	default:
+		return 0, fmt.Errorf("context %s: want a whole number, got %T %v", key, v, v)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("context %s: %d is out of range %d..%d", key, n, lo, hi)
+	}
+	return n, nil
+}
+
+// BoolValue reads a boolean context key: JSON true/false or the strings "true"/"false".
+func BoolValue(get Getter, key string, def bool) (bool, error) {
+	v := get(key)
+	switch x := v.(type) {
+	case nil:
+		return def, nil
+	case bool:
+		return x, nil
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("context %s: want true or false, got %T %v", key, v, v)
+}
