@@ -59,3 +59,6 @@ bench: tools
 
 clean:
 	rm -rf cdk.out
+
+pin-ssh:
+	go run ./cmd/pinssh

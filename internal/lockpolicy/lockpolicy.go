@@ -98,7 +98,10 @@ type Options struct {
 	// validated. A nil IsToken treats every value as a literal.
 	//
 	// A token for a source IP is emitted as is: if it resolves to a bare
-	// address, IAM sees a bare address, not an explicit /32.
+	// address, IAM sees a bare address. IAM documents /32 as the default
+	// prefix for a bare address, which is right for IPv4; a token that
+	// resolves to an IPv6 address should carry its own "/128" (e.g. via
+	// Fn::Join), since a /32 default would cover a whole IPv6 allocation.
 	IsToken func(string) bool
 }
 
