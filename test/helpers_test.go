@@ -50,7 +50,7 @@ func synth(t *testing.T, ctx map[string]any, client *http.Client) *synthed {
 	full := map[string]any{
 		// Tests never reach the internet: unless a test says otherwise, point checkip at a closed
 		// local port so that the lookup fails fast and the app fails closed.
-		"defenders:checkipUrl": "http://127.0.0.1:1/",
+		"defenders:checkipUrl":    "http://127.0.0.1:1/",
 		"aws:cdk:bundling-stacks": []any{},
 	}
 	for k, v := range ctx {
