@@ -8,6 +8,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/defenders-cdk/defenders/constructs/guard"
+	"github.com/defenders-cdk/defenders/constructs/lock"
 	"github.com/defenders-cdk/defenders/internal/checkip"
 )
 
@@ -52,6 +54,11 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true}); err != nil {
 		return nil, err
 	}
+	// Matt is the deliberate control: the exemption and its reason are in his role's Metadata.
+	if err := lock.Exempt(out.Matt.Defender.Instance(), "Matt is the deliberate control of the demo: his credentials are meant to work from anywhere, to show what the lock on Luke stops."); err != nil {
+		return nil, err
+	}
+	guard.Add(app)
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return out, nil
 }
