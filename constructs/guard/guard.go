@@ -147,7 +147,7 @@ func (m *model) check() []Finding {
 		}
 	}
 	instancesOfRole := map[string][]string{} // role id -> instance ids
-	locked := map[string][]*resource{}        // role id -> lock policies
+	locked := map[string][]*resource{}       // role id -> lock policies
 	for _, r := range m.res {
 		switch n := r.node.(type) {
 		case awsec2.CfnSecurityGroup:
