@@ -11,28 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/stacks"
+	"github.com/defenders-cdk/defenders/test/cdktest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
-
-// noJSIIPanic runs f and turns a panic (a failed jsii assertion panics instead of calling
-// t.Fail, and would take the whole test binary down) into t.Fatal.
-func noJSIIPanic(t *testing.T, f func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Fatalf("jsii call panicked: %v\n%s", r, debug.Stack())
-		}
-	}()
-	f()
-}
 
 // synthed is one synthesized Defenders app.
 type synthed struct {
@@ -57,7 +45,7 @@ func synth(t *testing.T, ctx map[string]any, client *http.Client) *synthed {
 		full[k] = v
 	}
 	var err error
-	noJSIIPanic(t, func() {
+	cdktest.NoPanic(t, func() {
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &full, Outdir: jsii.String(out.Dir)})
 		out.App, err = stacks.FromContext(context.Background(), app, client)
 		if err != nil {
@@ -92,7 +80,7 @@ func synthErr(t *testing.T, ctx map[string]any) error {
 		full[k] = v
 	}
 	var err error
-	noJSIIPanic(t, func() {
+	cdktest.NoPanic(t, func() {
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &full, Outdir: jsii.String(t.TempDir())})
 		_, err = stacks.FromContext(context.Background(), app, nil)
 	})
@@ -163,21 +151,8 @@ func splitLines(s string) []string {
 	return append(out, s[start:])
 }
 
-// resources returns the resources of tpl whose Type is typ, by logical id.
-func resources(tpl map[string]any, typ string) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	rs, _ := tpl["Resources"].(map[string]any)
-	for id, r := range rs {
-		m, _ := r.(map[string]any)
-		if m["Type"] == typ {
-			out[id] = m
-		}
-	}
-	return out
-}
-
-// props returns the Properties of a resource.
-func props(r map[string]any) map[string]any {
-	p, _ := r["Properties"].(map[string]any)
-	return p
-}
+// resources and props are shorthands for the cdktest helpers.
+var (
+	resources = cdktest.Resources
+	props     = cdktest.Props
+)

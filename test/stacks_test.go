@@ -2,10 +2,9 @@ package test
 
 import (
 	"encoding/json"
+	"github.com/defenders-cdk/defenders/test/cdktest"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -28,43 +27,8 @@ func TestSnapshotsOfEveryStackMatchTheGoldenTemplates(t *testing.T) {
 	}
 }
 
-// message is one annotation from the cloud assembly manifest.
-type message struct {
-	Path, Level, Data string
-}
-
 // messages reads every annotation (info, warning, error) from the synthesized manifest.
-func messages(t *testing.T, s *synthed) []message {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.Dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
-		Artifacts map[string]struct {
-			Metadata map[string][]struct {
-				Type string `json:"type"`
-				Data any    `json:"data"`
-			} `json:"metadata"`
-		} `json:"artifacts"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var out []message
-	for _, a := range m.Artifacts {
-		for path, entries := range a.Metadata {
-			for _, e := range entries {
-				if !strings.HasPrefix(e.Type, "aws:cdk:") || e.Type == "aws:cdk:logicalId" {
-					continue
-				}
-				d, _ := json.Marshal(e.Data)
-				out = append(out, message{Path: path, Level: strings.TrimPrefix(e.Type, "aws:cdk:"), Data: string(d)})
-			}
-		}
-	}
-	return out
-}
+func messages(t *testing.T, s *synthed) []cdktest.Message { return cdktest.ReadMessages(t, s.Dir) }
 
 // ingress lists every ingress CIDR of every security group in every template, as
 // "stack:cidr:fromPort-toPort/protocol".
@@ -97,14 +61,7 @@ func toString(v any) string {
 	return strings.Trim(string(b), `"`)
 }
 
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func keys[V any](m map[string]V) []string { return cdktest.Keys(m) }
 
 func TestSSHIngress(t *testing.T) {
 	cases := []struct {
