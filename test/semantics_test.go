@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/defenders-cdk/defenders/internal/iameval"
+	"github.com/defenders-cdk/defenders/test/cdktest"
 )
 
 // Addresses of the evaluated world. The instance's public IP and its VPC stand in for the
@@ -24,46 +25,6 @@ const (
 	neighbourPublicIP = "203.0.113.77"
 	neighbourPrivate  = "10.0.1.99"
 )
-
-// resolveTokens replaces the intrinsics of a synthesized policy with concrete values, failing on
-// any intrinsic it does not know (so that a new reference cannot slip by unevaluated).
-func resolveTokens(t *testing.T, v any, instanceID string) any {
-	t.Helper()
-	switch x := v.(type) {
-	case map[string]any:
-		if len(x) == 1 {
-			for k, arg := range x {
-				switch {
-				case k == "Fn::GetAtt":
-					a, _ := arg.([]any)
-					if len(a) == 2 && a[0] == instanceID && a[1] == "PublicIp" {
-						return instancePublicIP
-					}
-					t.Fatalf("unexpected Fn::GetAtt %v", arg)
-				case k == "Fn::ImportValue":
-					if s, _ := arg.(string); strings.Contains(s, "defendersVPC") {
-						return instanceVpc
-					}
-					t.Fatalf("unexpected Fn::ImportValue %v", arg)
-				case strings.HasPrefix(k, "Fn::") || k == "Ref":
-					t.Fatalf("unexpected intrinsic %s: %v", k, arg)
-				}
-			}
-		}
-		out := map[string]any{}
-		for k, e := range x {
-			out[k] = resolveTokens(t, e, instanceID)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = resolveTokens(t, e, instanceID)
-		}
-		return out
-	}
-	return v
-}
 
 // scenario is one use of an instance's credentials.
 type scenario struct {
@@ -124,8 +85,12 @@ func TestLockMeaningWithAnIndependentIAMEvaluator(t *testing.T) {
 		tpl := s.Templates[stack]
 		pols := []iameval.Policy{{Name: "AmazonEC2ReadOnlyAccess", Document: managed}}
 		instID, _ := only(t, tpl, "AWS::EC2::Instance")
+		values := map[string]any{`{"Fn::GetAtt":["` + instID + `","PublicIp"]}`: instancePublicIP}
+		for _, imp := range []string{"battleground:ExportsOutputRefbattlegrounddefendersVPCCFD47DAA98AB357E"} {
+			values[`{"Fn::ImportValue":"`+imp+`"}`] = instanceVpc
+		}
 		for id, p := range resources(tpl, "AWS::IAM::Policy") {
-			doc, err := json.Marshal(resolveTokens(t, props(p)["PolicyDocument"], instID))
+			doc, err := json.Marshal(cdktest.Substitute(t, props(p)["PolicyDocument"], values))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -165,11 +165,13 @@ type registry struct {
 
 var (
 	registriesMu sync.Mutex
-	registries   = map[string]*registry{}
+	// registries is keyed by the app's root construct object (jsii hands out one Go proxy per
+	// object): node addresses are derived from paths, and every app's root has the same path.
+	registries = map[constructs.IConstruct]*registry{}
 )
 
 func registryOf(c constructs.IConstruct) *registry {
-	key := *c.Node().Root().Node().Addr()
+	key := c.Node().Root()
 	registriesMu.Lock()
 	defer registriesMu.Unlock()
 	r, ok := registries[key]

@@ -160,3 +160,36 @@ func Keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Substitute replaces every CloudFormation intrinsic in v ({"Ref": ...}, {"Fn::GetAtt": ...},
+// {"Fn::ImportValue": ...}, ...) by the value that values maps its compact JSON to, and fails the
+// test on any intrinsic it does not know, so that a new reference cannot slip by unevaluated.
+func Substitute(t testing.TB, v any, values map[string]any) any {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 1 {
+			for k := range x {
+				if k == "Ref" || strings.HasPrefix(k, "Fn::") {
+					b, _ := json.Marshal(x)
+					if val, ok := values[string(b)]; ok {
+						return val
+					}
+					t.Fatalf("no value for intrinsic %s (have %v)", b, Keys(values))
+				}
+			}
+		}
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = Substitute(t, e, values)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = Substitute(t, e, values)
+		}
+		return out
+	}
+	return v
+}
