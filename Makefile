@@ -13,7 +13,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 GO_PKGS := ./...
 FUZZTIME ?= 3s
 
-.PHONY: help tools synth test vet fmt-check unit fuzz bench review pin-ssh clean
+.PHONY: help tools synth test vet fmt-check unit examples lint-workflows fuzz bench review pin-ssh clean
 
 help:
 	@echo "make synth    install what is missing, synthesize every stack into cdk.out/ (offline works)"
@@ -52,7 +52,16 @@ fuzz:
 	  done; \
 	done
 
-test: tools vet fmt-check unit fuzz
+# The examples app is its own Go module (as an outside user's would be): vet, test, synth it.
+examples: tools
+	cd examples && go vet ./... && go test -count=1 ./...
+
+# Lint the sample CI workflow with actionlint (a Go module, fetched through the Go proxy).
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+lint-workflows:
+	go run $(ACTIONLINT) -shellcheck= -pyflakes= .github/workflows/*.yml
+
+test: tools vet fmt-check unit examples lint-workflows fuzz
 
 bench: tools
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./internal/...

@@ -203,7 +203,10 @@ func (m *model) check() []Finding {
 		}
 		for _, pol := range locked[r.id] {
 			for _, inst := range publicIPRefs(m.resolve(pol.node.(awsiam.CfnPolicy).PolicyDocument())) {
-				if !contains(instancesOfRole[r.id], inst) {
+				if x := m.byID[inst]; x == nil || x.typ != "AWS::EC2::Instance" || contains(instancesOfRole[r.id], inst) {
+					continue // an Elastic IP or NAT address, or the role's own instance
+				}
+				{
 					out = append(out, Finding{Path: pol.path, Error: true, Message: fmt.Sprintf(
 						"defenders guard: lock %s on role %s admits the public IP of instance %s, which does not use that role; "+
 							"lock each role to its own instances", pol.path, r.path, inst)})

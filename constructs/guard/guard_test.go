@@ -32,6 +32,8 @@ func good(w *world) {
 	w.sg.AddIngressRule(awsec2.Peer_Ipv4(jsii.String("203.0.113.10/32")), awsec2.Port_Tcp(jsii.Number(22)), nil, nil)
 	instance(w, "Web", true)
 	lock.Everything(w.stack, nil)
+	edge := instance(w, "Edge", true)
+	lock.Everything(edge, &lock.Options{Mode: lock.ElasticIP})
 }
 
 func TestGuard(t *testing.T) {

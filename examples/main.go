@@ -1,0 +1,94 @@
+// Command examples is a CDK app written the way an outside user would write it: it imports the
+// Defenders constructs as a library, builds a VPC with public, private-with-NAT and isolated
+// subnets, puts instances in each, and locks every instance role with one call.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/guard"
+	"github.com/defenders-cdk/defenders/constructs/lock"
+)
+
+func main() {
+	app := awscdk.NewApp(nil)
+	err := build(app)
+	if err == nil {
+		app.Synth(nil)
+	}
+	jsii.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "examples:", err)
+		os.Exit(1)
+	}
+}
+
+// build adds the workload stack to app.
+func build(app awscdk.App) error {
+	stack := awscdk.NewStack(app, jsii.String("workload"), nil)
+
+	// One call locks every instance role in the app, including those added below and in nested
+	// stacks; the default mode locks each instance to its own public IP.
+	if err := lock.Everything(app, nil); err != nil {
+		return err
+	}
+	// Guard: `cdk synth` fails on open SSH/RDP, IMDSv1, unlocked EC2 roles and crossed locks.
+	guard.Add(app)
+
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
+		MaxAzs:      jsii.Number(2),
+		NatGateways: jsii.Number(1),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
+			{Name: jsii.String("app"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(24)},
+			{Name: jsii.String("data"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED, CidrMask: jsii.Number(24)},
+		},
+	})
+	// The isolated subnets reach AWS only through endpoints.
+	vpc.AddInterfaceEndpoint(jsii.String("Sts"), &awsec2.InterfaceVpcEndpointOptions{Service: awsec2.InterfaceVpcEndpointAwsService_STS()})
+	vpc.AddGatewayEndpoint(jsii.String("S3"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()})
+
+	newInstance := func(id string, subnets awsec2.SubnetType) awsec2.Instance {
+		return awsec2.NewInstance(stack, jsii.String(id), &awsec2.InstanceProps{
+			Vpc:           vpc,
+			VpcSubnets:    &awsec2.SubnetSelection{SubnetType: subnets},
+			InstanceType:  awsec2.NewInstanceType(jsii.String("t4g.nano")),
+			MachineImage:  awsec2.MachineImage_LatestAmazonLinux2023(&awsec2.AmazonLinux2023ImageSsmParameterProps{CpuType: awsec2.AmazonLinuxCpuType_ARM_64}),
+			RequireImdsv2: jsii.Bool(true),
+		})
+	}
+	newInstance("Web", awsec2.SubnetType_PUBLIC) // default: its own public IP
+
+	// A public instance with a stable address: Elastic IP mode, locked before launch.
+	edge := newInstance("Edge", awsec2.SubnetType_PUBLIC)
+	if err := lock.Everything(edge, &lock.Options{Mode: lock.ElasticIP}); err != nil {
+		return err
+	}
+	// A private instance behind the NAT gateway.
+	worker := newInstance("Worker", awsec2.SubnetType_PRIVATE_WITH_EGRESS)
+	if err := lock.Everything(worker, &lock.Options{Mode: lock.NatEgress}); err != nil {
+		return err
+	}
+	// An isolated instance: VPC endpoints only.
+	vault := newInstance("Vault", awsec2.SubnetType_PRIVATE_ISOLATED)
+	if err := lock.Everything(vault, &lock.Options{Mode: lock.VpcEndpointsOnly}); err != nil {
+		return err
+	}
+	// An Auto Scaling group in the private subnets.
+	fleet := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Fleet"), &awsautoscaling.AutoScalingGroupProps{
+		Vpc:           vpc,
+		VpcSubnets:    &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+		InstanceType:  awsec2.NewInstanceType(jsii.String("t4g.nano")),
+		MachineImage:  awsec2.MachineImage_LatestAmazonLinux2023(&awsec2.AmazonLinux2023ImageSsmParameterProps{CpuType: awsec2.AmazonLinuxCpuType_ARM_64}),
+		RequireImdsv2: jsii.Bool(true),
+		MinCapacity:   jsii.Number(1),
+		MaxCapacity:   jsii.Number(3),
+	})
+	return lock.Everything(fleet, &lock.Options{Mode: lock.NatEgress})
+}

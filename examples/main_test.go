@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// TestTheExampleSynthesizesWithEveryRoleLocked synthesizes the example as `cdk synth` would and
+// checks that every EC2 role carries a lock and that the guard found nothing.
+func TestTheExampleSynthesizesWithEveryRoleLocked(t *testing.T) {
+	dir := t.TempDir()
+	var tpl map[string]any
+	var manifest string
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("synth panicked: %v", r)
+			}
+		}()
+		app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(dir)})
+		if err := build(app); err != nil {
+			t.Fatal(err)
+		}
+		app.Synth(nil)
+	}()
+	b, err := os.ReadFile(filepath.Join(dir, "workload.template.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	manifest = string(m)
+	if strings.Contains(manifest, `"aws:cdk:error"`) {
+		t.Fatalf("synth has errors:\n%s", manifest)
+	}
+	roles, locked := map[string]bool{}, map[string]bool{}
+	for id, r := range tpl["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		props, _ := res["Properties"].(map[string]any)
+		raw, _ := json.Marshal(props)
+		switch res["Type"] {
+		case "AWS::IAM::Role":
+			if strings.Contains(string(raw), "ec2.amazonaws.com") {
+				roles[id] = true
+			}
+		case "AWS::IAM::Policy":
+			if props["PolicyName"] == "defenders-lock" {
+				for _, ref := range props["Roles"].([]any) {
+					locked[ref.(map[string]any)["Ref"].(string)] = true
+				}
+			}
+		}
+	}
+	if len(roles) != 5 {
+		t.Errorf("want 5 EC2 roles (Web, Edge, Worker, Vault, Fleet), got %d", len(roles))
+	}
+	for id := range roles {
+		if !locked[id] {
+			t.Errorf("role %s has no lock", id)
+		}
+	}
+}
