@@ -214,19 +214,58 @@ func (r *registry) scan(c constructs.IConstruct) {
 // vpcOfSubnet finds the VPC construct that owns the subnet whose id token is subnetID, and
 // whether that subnet is public.
 func (r *registry) vpcOfSubnet(subnetID string) (awsec2.Vpc, bool) {
+	v, _, public := r.subnet(subnetID)
+	return v, public
+}
+
+// subnet finds the VPC and subnet construct whose id token is subnetID.
+func (r *registry) subnet(subnetID string) (awsec2.Vpc, awsec2.ISubnet, bool) {
 	for _, v := range r.vpcs {
 		for _, s := range *v.PublicSubnets() {
 			if *s.SubnetId() == subnetID {
-				return v, true
+				return v, s, true
 			}
 		}
 		for _, s := range append(*v.PrivateSubnets(), *v.IsolatedSubnets()...) {
 			if *s.SubnetId() == subnetID {
-				return v, false
+				return v, s, false
 			}
 		}
 	}
-	return nil, false
+	return nil, nil, false
+}
+
+// ipv6Sources are the IPv6 sources of a dual-stack instance: its explicit addresses as /128s,
+// or, when it only asks for a number of addresses (CloudFormation has no attribute for the
+// addresses it then assigns), the IPv6 /64 of its subnet. The /64 is coarser: another host in
+// the same subnet passes the public-path check over IPv6 (the endpoint checks still hold); the
+// locker narrows it to the exact /128s at run time.
+func (r *registry) ipv6Sources(cfn awsec2.CfnInstance) []string {
+	stack := awscdk.Stack_Of(cfn)
+	var out []string
+	var addrs any
+	if v := cfn.Ipv6Addresses(); v != nil {
+		addrs = stack.Resolve(v)
+	}
+	if list, ok := addrs.([]any); ok {
+		for _, e := range list {
+			m, _ := e.(map[string]any)
+			if a, ok := m["ipv6Address"].(string); ok {
+				out = append(out, a+"/128")
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	if n := cfn.Ipv6AddressCount(); n != nil && *n > 0 {
+		if _, sn, _ := r.subnet(*cfn.SubnetId()); sn != nil {
+			if s, ok := sn.(awsec2.Subnet); ok && s != nil {
+				return []string{*awscdk.Fn_Select(jsii.Number(0), s.SubnetIpv6CidrBlocks())}
+			}
+		}
+	}
+	return nil
 }
 
 // roleLock is the single lock of one role, filled by every instance that uses the role.
@@ -295,7 +334,7 @@ func (a *everything) lockInstance(inst awsec2.Instance) error {
 			return fmt.Errorf("defenders lock: %s is in a private subnet and has no public IP to lock to; "+
 				"use lock mode %s or %s (lock.Everything(scope, &lock.Options{Mode: ...}))", path, NatEgress, VpcEndpointsOnly)
 		}
-		src, vpcs = []string{*cfn.AttrPublicIp()}, []string{*cfn.AttrVpcId()}
+		src, vpcs = []string{hostCIDR(cfn.AttrPublicIp())}, []string{*cfn.AttrVpcId()}
 	case ElasticIP:
 		if vpc != nil && !public {
 			return fmt.Errorf("defenders lock: %s is in a private subnet; an Elastic IP would not carry its traffic; use %s", path, NatEgress)
@@ -304,7 +343,7 @@ func (a *everything) lockInstance(inst awsec2.Instance) error {
 		awsec2.NewCfnEIPAssociation(inst, jsii.String("LockEipAssociation"), &awsec2.CfnEIPAssociationProps{
 			AllocationId: eip.AttrAllocationId(), InstanceId: inst.InstanceId(),
 		})
-		src = []string{*eip.AttrPublicIp()}
+		src = []string{hostCIDR(eip.AttrPublicIp())}
 		if vpc != nil {
 			vpcs, beforeLaunch = []string{*vpc.VpcId()}, true
 		} else {
@@ -323,6 +362,10 @@ func (a *everything) lockInstance(inst awsec2.Instance) error {
 			}
 			src = ips
 		}
+	}
+	if a.opts.Mode != VpcEndpointsOnly {
+		// Dual stack: IPv6 calls leave from the instance's own IPv6 addresses, in every mode.
+		src = append(src, a.reg.ipv6Sources(cfn)...)
 	}
 	rl, err := a.add(role, inst, src, vpcs, path)
 	if err != nil {
@@ -416,7 +459,7 @@ func (a *everything) natIPs(vpc awsec2.Vpc) ([]string, error) {
 	var ips []string
 	for _, s := range *vpc.PublicSubnets() {
 		if eip, ok := s.Node().TryFindChild(jsii.String("EIP")).(awsec2.CfnEIP); ok && eip != nil {
-			ips = append(ips, *eip.AttrPublicIp())
+			ips = append(ips, hostCIDR(eip.AttrPublicIp()))
 		}
 	}
 	if len(ips) == 0 {
@@ -455,6 +498,13 @@ func (a *everything) add(role awsiam.IRole, holder constructs.IConstruct, src, v
 	rl.holders = append(rl.holders, path)
 	sort.Strings(rl.holders)
 	return rl, nil
+}
+
+// hostCIDR turns an IPv4 address attribute (a token) into "<address>/32" with Fn::Join, so the
+// lock names a single host explicitly instead of relying on IAM's default prefix for bare
+// addresses (and so that IPv4 and IPv6 entries in one list are never ambiguous).
+func hostCIDR(addr *string) string {
+	return *awscdk.Fn_Join(jsii.String(""), &[]*string{addr, jsii.String("/32")})
 }
 
 func sanitize(path string) string {

@@ -89,7 +89,7 @@ func ForInstance(scope constructs.Construct, id string, inst awsec2.Instance, ro
 	}
 	return New(scope, id, &Props{
 		Role:      role,
-		SourceIPs: []string{*inst.InstancePublicIp()},
+		SourceIPs: []string{hostCIDR(inst.InstancePublicIp())},
 		VPCs:      []string{*vpc.VpcId()},
 	})
 }

@@ -168,6 +168,20 @@ func Substitute(t testing.TB, v any, values map[string]any) any {
 	t.Helper()
 	switch x := v.(type) {
 	case map[string]any:
+		if join, ok := x["Fn::Join"].([]any); ok && len(x) == 1 && len(join) == 2 {
+			// Fn::Join of parts that substitute to strings is evaluated, e.g. an address + "/32".
+			sep, _ := join[0].(string)
+			parts, _ := Substitute(t, join[1], values).([]any)
+			var strs []string
+			for _, p := range parts {
+				s, ok := p.(string)
+				if !ok {
+					t.Fatalf("Fn::Join part %v is not a string after substitution", p)
+				}
+				strs = append(strs, s)
+			}
+			return strings.Join(strs, sep)
+		}
 		if len(x) == 1 {
 			for k := range x {
 				if k == "Ref" || strings.HasPrefix(k, "Fn::") {
