@@ -22,6 +22,9 @@ const (
 	KeyNatGateways     = "defenders:natGateways"
 	KeyInstanceType    = "defenders:instanceType"
 	KeyManagedPolicies = "defenders:managedPolicies"
+	KeyDetector        = "defenders:detector"
+	KeyAlertEmail      = "defenders:alertEmail"
+	KeyTrailLogGroup   = "defenders:trailLogGroup"
 )
 
 // DefaultCheckipURL is where the workstation's public address is looked up when
@@ -44,6 +47,12 @@ type Config struct {
 	InstanceType string
 	// ManagedPolicies are the AWS managed policy names attached to each instance role.
 	ManagedPolicies []string
+	// Detector deploys the CloudTrail detector stack.
+	Detector bool
+	// AlertEmail is subscribed to the detector's alert topic (optional).
+	AlertEmail string
+	// TrailLogGroup is an existing CloudTrail log group the detector subscribes to (optional).
+	TrailLogGroup string
 }
 
 // Getter reads one context value; nil means unset. constructs.Node.TryGetContext fits.
@@ -100,6 +109,15 @@ func LoadConfig(get Getter) (Config, error) {
 	if c.ManagedPolicies, err = ParseManagedPolicies(mp); err != nil {
 		return c, fmt.Errorf("context %s: %w", KeyManagedPolicies, err)
 	}
+	if c.Detector, err = BoolValue(get, KeyDetector, true); err != nil {
+		return c, err
+	}
+	if c.AlertEmail, err = optionalString(get, KeyAlertEmail); err != nil {
+		return c, err
+	}
+	if c.TrailLogGroup, err = optionalString(get, KeyTrailLogGroup); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -143,6 +161,19 @@ func stringValue(get Getter, key, def string) (string, error) {
 		return "", fmt.Errorf("context %s: empty value; remove the key to use the default %q", key, def)
 	}
 	return s, nil
+}
+
+// optionalString reads a string key that has no default; unset or empty means "off".
+func optionalString(get Getter, key string) (string, error) {
+	v := get(key)
+	if v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("context %s: want a string, got %T %v", key, v, v)
+	}
+	return strings.TrimSpace(s), nil
 }
 
 func intValue(get Getter, key string, def, lo, hi int) (int, error) {

@@ -1,0 +1,278 @@
+// Package detector provides the Detector construct: a Go Lambda that reads CloudTrail and alerts
+// (SNS) when EC2 instance-role credentials are used from an address their instance does not
+// have. Events are filtered as early as the source allows, so that only instance-role calls
+// made by callers other than AWS services invoke the function:
+//
+//   - an EventBridge rule on "AWS API Call via CloudTrail" (write/management calls);
+//   - optionally a subscription filter on an existing CloudTrail log group, the only way to see
+//     read-only calls (Describe*, List*, Get*) that real credential exfiltration starts with.
+//
+// Nothing is lost: failed publishes are retried in the function, what still fails goes to the
+// dead-letter queue, failed invocations are retried by Lambda and then land in the same queue,
+// and alarms fire on function errors and on anything in the queue.
+package detector
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogsdestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/golambda"
+)
+
+// Package is the import path of the detector Lambda's package main.
+const Package = "github.com/defenders-cdk/defenders/lambda/detector"
+
+// Environment variables the construct sets and the Lambda reads.
+const (
+	EnvTopicArn      = "DEFENDERS_TOPIC_ARN"
+	EnvDLQURL        = "DEFENDERS_DLQ_URL"
+	EnvDedupeWindow  = "DEFENDERS_DEDUPE_WINDOW"
+	EnvInventoryTTL  = "DEFENDERS_INVENTORY_TTL"
+	EnvSelfRoleArn   = "DEFENDERS_SELF_ROLE_ARN"
+	MetricsNamespace = "Defenders/Detector"
+)
+
+// EventPattern is the EventBridge pattern: CloudTrail API calls made with an assumed-role
+// session whose name is an instance id (instance-profile credentials), not by an AWS service.
+func EventPattern() *awsevents.EventPattern {
+	return &awsevents.EventPattern{
+		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
+		Detail: &map[string]interface{}{
+			"userIdentity": map[string]interface{}{
+				"type":        []interface{}{"AssumedRole"},
+				"principalId": []interface{}{map[string]interface{}{"wildcard": "*:i-*"}},
+				"invokedBy":   []interface{}{map[string]interface{}{"exists": false}},
+			},
+		},
+	}
+}
+
+// SubscriptionFilterPattern is the CloudWatch Logs filter for CloudTrail log groups, equivalent
+// to EventPattern.
+const SubscriptionFilterPattern = `{ ($.userIdentity.type = "AssumedRole") && ($.userIdentity.principalId = "*:i-*") && ($.userIdentity.invokedBy NOT EXISTS) }`
+
+// Props configures a Detector. The zero value is valid.
+type Props struct {
+	// AlertEmail subscribes an address to the alert topic (it must confirm). Default: none.
+	AlertEmail string
+	// TrailLogGroupName is an existing CloudTrail log group to subscribe to. Default: none
+	// (EventBridge only: write calls only).
+	TrailLogGroupName string
+	// ReservedConcurrency caps the function's concurrency. Default 5.
+	ReservedConcurrency int
+	// DedupeWindow suppresses repeated alerts with the same uniq_id. Default 1 hour.
+	DedupeWindow time.Duration
+	// InventoryTTL is how long an instance's addresses are cached. Default 10 minutes.
+	InventoryTTL time.Duration
+	// Code overrides the function code (tests). Default: built from Package with go build.
+	Code awslambda.Code
+}
+
+// Detector is the CloudTrail detector.
+type Detector interface {
+	constructs.Construct
+	// Function is the detector Lambda.
+	Function() awslambda.Function
+	// Topic receives the alerts.
+	Topic() awssns.Topic
+	// DeadLetterQueue holds alerts and events that could not be processed.
+	DeadLetterQueue() awssqs.Queue
+}
+
+type detector struct {
+	constructs.Construct
+	fn    awslambda.Function
+	topic awssns.Topic
+	dlq   awssqs.Queue
+}
+
+func (d *detector) Function() awslambda.Function  { return d.fn }
+func (d *detector) Topic() awssns.Topic            { return d.topic }
+func (d *detector) DeadLetterQueue() awssqs.Queue { return d.dlq }
+
+var (
+	emailRE    = regexp.MustCompile(`^[^@\s",;<>]+@[^@\s",;<>]+\.[A-Za-z]{2,}$`)
+	logGroupRE = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+)
+
+// Validate checks props and returns an error that names the offending field.
+func (p *Props) Validate() error {
+	switch {
+	case p.AlertEmail != "" && !emailRE.MatchString(p.AlertEmail):
+		return fmt.Errorf("detector: Props.AlertEmail %q is not an e-mail address", p.AlertEmail)
+	case p.TrailLogGroupName != "" && !logGroupRE.MatchString(p.TrailLogGroupName):
+		return fmt.Errorf("detector: Props.TrailLogGroupName %q is not a CloudWatch Logs group name", p.TrailLogGroupName)
+	case p.ReservedConcurrency < 0 || p.ReservedConcurrency > 1000:
+		return fmt.Errorf("detector: Props.ReservedConcurrency %d is out of range 1..1000", p.ReservedConcurrency)
+	case p.DedupeWindow < 0 || p.DedupeWindow > 24*time.Hour:
+		return fmt.Errorf("detector: Props.DedupeWindow %v is out of range 0..24h", p.DedupeWindow)
+	case p.InventoryTTL < 0 || p.InventoryTTL > time.Hour:
+		return fmt.Errorf("detector: Props.InventoryTTL %v is out of range 0..1h", p.InventoryTTL)
+	}
+	return nil
+}
+
+// New creates a Detector. It returns an error, and creates nothing, when props are invalid or
+// the function cannot be built.
+func New(scope constructs.Construct, id string, props *Props) (Detector, error) {
+	if props == nil {
+		props = &Props{}
+	}
+	if err := props.Validate(); err != nil {
+		return nil, err
+	}
+	code := props.Code
+	if code == nil {
+		var err error
+		if code, err = golambda.Code(Package); err != nil {
+			return nil, fmt.Errorf("detector: %w", err)
+		}
+	}
+	conc, dedupe, ttl := props.ReservedConcurrency, props.DedupeWindow, props.InventoryTTL
+	if conc == 0 {
+		conc = 5
+	}
+	if dedupe == 0 {
+		dedupe = time.Hour
+	}
+	if ttl == 0 {
+		ttl = 10 * time.Minute
+	}
+
+	d := &detector{}
+	constructs.NewConstruct_Override(d, scope, jsii.String(id))
+
+	// A customer managed key: CloudWatch alarms can publish to a topic encrypted with it (they
+	// cannot use the AWS managed aws/sns key). USD 1/month.
+	key := awskms.NewKey(d, jsii.String("AlertKey"), &awskms.KeyProps{
+		EnableKeyRotation: jsii.Bool(true),
+		Description:       jsii.String("Encrypts Defenders detector alerts"),
+		RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
+		PendingWindow:     awscdk.Duration_Days(jsii.Number(7)),
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarmsToPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
+	}), nil)
+	d.topic = awssns.NewTopic(d, jsii.String("Alerts"), &awssns.TopicProps{
+		DisplayName: jsii.String("Defenders: instance credentials used from the wrong place"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if props.AlertEmail != "" {
+		d.topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlertEmail), nil))
+	}
+	d.dlq = awssqs.NewQueue(d, jsii.String("DeadLetters"), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+
+	logs := awslogs.NewLogGroup(d, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_MONTH,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	// The role is written out instead of using AWSLambdaBasicExecutionRole, so that every
+	// permission is scoped and explained.
+	role := awsiam.NewRole(d, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Defenders detector: reads EC2 addresses, publishes alerts"),
+	})
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("WriteOwnLogs"), // structured logs and embedded metrics (no PutMetricData needed)
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+		Resources: &[]*string{logs.LogGroupArn()},
+	}))
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		// The inventory: where each instance may call from. EC2 Describe* actions support no
+		// resource-level permissions, so "*" is the only possible resource; they are read-only.
+		Sid: jsii.String("ReadInstanceAddresses"),
+		Actions: jsii.Strings("ec2:DescribeInstances", "ec2:DescribeAddresses", "ec2:DescribeNatGateways",
+			"ec2:DescribeVpcEndpoints"),
+		Resources: jsii.Strings("*"),
+	}))
+	d.topic.GrantPublish(role)   // sns:Publish on this topic only (and kms on its key)
+	d.dlq.GrantSendMessages(role) // alerts that failed every publish attempt
+
+	d.fn = awslambda.NewFunction(d, jsii.String("Function"), &awslambda.FunctionProps{
+		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:                 awslambda.Architecture_ARM_64(),
+		Handler:                      jsii.String("bootstrap"),
+		Code:                         code,
+		Role:                         role,
+		MemorySize:                   jsii.Number(256),
+		Timeout:                      awscdk.Duration_Seconds(jsii.Number(60)),
+		ReservedConcurrentExecutions: jsii.Number(float64(conc)),
+		LogGroup:                     logs,
+		LoggingFormat:                awslambda.LoggingFormat_JSON,
+		DeadLetterQueue:              d.dlq,
+		RetryAttempts:                jsii.Number(2),
+		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(6)),
+		Description:                  jsii.String("Defenders detector: alerts on instance credentials used from the wrong place"),
+		Environment: &map[string]*string{
+			EnvTopicArn:     d.topic.TopicArn(),
+			EnvDLQURL:       d.dlq.QueueUrl(),
+			EnvDedupeWindow: jsii.String(dedupe.String()),
+			EnvInventoryTTL: jsii.String(ttl.String()),
+			EnvSelfRoleArn:  role.RoleArn(),
+		},
+	})
+
+	awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{
+		Description:  jsii.String("Instance-role API calls (CloudTrail management events) for the Defenders detector"),
+		EventPattern: EventPattern(),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(d.fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: d.dlq,
+			RetryAttempts:   jsii.Number(8),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+		})},
+	})
+	if props.TrailLogGroupName != "" {
+		lg := awslogs.LogGroup_FromLogGroupName(d, jsii.String("Trail"), jsii.String(props.TrailLogGroupName))
+		awslogs.NewSubscriptionFilter(d, jsii.String("TrailSubscription"), &awslogs.SubscriptionFilterProps{
+			LogGroup:      lg,
+			Destination:   awslogsdestinations.NewLambdaDestination(d.fn, nil),
+			FilterPattern: awslogs.FilterPattern_Literal(jsii.String(SubscriptionFilterPattern)),
+		})
+	}
+
+	alarmAction := awscloudwatchactions.NewSnsAction(d.topic)
+	errs := awscloudwatch.NewAlarm(d, jsii.String("Errors"), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String("The Defenders detector failed: events may be waiting in the dead-letter queue"),
+		Metric:             d.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	errs.AddAlarmAction(alarmAction)
+	dead := awscloudwatch.NewAlarm(d, jsii.String("DeadLetters"), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String("Alerts or CloudTrail events are in the Defenders dead-letter queue: read and replay them"),
+		Metric:             d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	dead.AddAlarmAction(alarmAction)
+	return d, nil
+}

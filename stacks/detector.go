@@ -1,0 +1,36 @@
+package stacks
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/detector"
+)
+
+// DetectorStack holds the CloudTrail detector.
+type DetectorStack struct {
+	awscdk.Stack
+	Detector detector.Detector
+}
+
+// NewDetector creates the "detector" stack.
+func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorStack, error) {
+	st := awscdk.NewStack(scope, jsii.String(id), &awscdk.StackProps{
+		Description: jsii.String("Defenders detector: alerts when EC2 instance credentials are used from the wrong place"),
+	})
+	d, err := detector.New(st, "detector", &detector.Props{
+		AlertEmail:        cfg.AlertEmail,
+		TrailLogGroupName: cfg.TrailLogGroup,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("detector stack (context %s, %s): %w", KeyAlertEmail, KeyTrailLogGroup, err)
+	}
+	suppress(d.Function().Role(),
+		nag("AwsSolutions-IAM5", "ec2:DescribeInstances, DescribeAddresses, DescribeNatGateways and DescribeVpcEndpoints support no resource-level permissions; they are read-only and needed for the address inventory."))
+	suppress(d.DeadLetterQueue(),
+		nag("AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the detector."))
+	return &DetectorStack{Stack: st, Detector: d}, nil
+}
