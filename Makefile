@@ -66,6 +66,10 @@ test: tools vet fmt-check unit examples lint-workflows fuzz
 bench: tools
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./internal/...
 
+# The policy review report of the synthesized app (Markdown for a pull request; --json for machines).
+review: synth
+	go run ./cmd/review cdk.out
+
 clean:
 	rm -rf cdk.out
 
