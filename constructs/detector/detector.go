@@ -104,7 +104,7 @@ type detector struct {
 }
 
 func (d *detector) Function() awslambda.Function  { return d.fn }
-func (d *detector) Topic() awssns.Topic            { return d.topic }
+func (d *detector) Topic() awssns.Topic           { return d.topic }
 func (d *detector) DeadLetterQueue() awssqs.Queue { return d.dlq }
 
 var (
@@ -198,7 +198,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		Description: jsii.String("Defenders detector: reads EC2 addresses, publishes alerts"),
 	})
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String("WriteOwnLogs"), // structured logs and embedded metrics (no PutMetricData needed)
+		Sid:       jsii.String("WriteOwnLogs"), // structured logs and embedded metrics (no PutMetricData needed)
 		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
 		Resources: &[]*string{logs.LogGroupArn()},
 	}))
@@ -210,7 +210,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 			"ec2:DescribeVpcEndpoints"),
 		Resources: jsii.Strings("*"),
 	}))
-	d.topic.GrantPublish(role)   // sns:Publish on this topic only (and kms on its key)
+	d.topic.GrantPublish(role)    // sns:Publish on this topic only (and kms on its key)
 	d.dlq.GrantSendMessages(role) // alerts that failed every publish attempt
 
 	d.fn = awslambda.NewFunction(d, jsii.String("Function"), &awslambda.FunctionProps{
