@@ -1,0 +1,231 @@
+package locker
+
+import (
+	"net/netip"
+	"slices"
+
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Instance is what the locker knows about one EC2 instance of a role.
+type Instance struct {
+	// ID is the instance id.
+	ID string `json:"id"`
+	// State is the instance state name (pending, running, stopping, stopped).
+	State string `json:"state"`
+	// VPC is the instance's VPC id.
+	VPC string `json:"vpc,omitempty"`
+	// Addresses are the public addresses the instance may call AWS from, as
+	// single-address prefixes (/32, /128) or delegated IPv6 prefixes. Empty
+	// for a stopped instance.
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
+}
+
+// Live reports whether the instance can make calls now or very soon:
+// pending, running or stopping. A stopped instance cannot.
+func (i Instance) Live() bool {
+	switch ec2types.InstanceStateName(i.State) {
+	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning, ec2types.InstanceStateNameStopping:
+		return true
+	}
+	return false
+}
+
+// lockedStates are the instance states whose instances shape a lock.
+// shutting-down and terminated instances are left out: their addresses are
+// being released and may soon belong to someone else.
+var lockedStates = []string{
+	string(ec2types.InstanceStateNamePending),
+	string(ec2types.InstanceStateNameRunning),
+	string(ec2types.InstanceStateNameStopping),
+	string(ec2types.InstanceStateNameStopped),
+}
+
+// InstanceFromEC2 extracts what the lock needs from an EC2 DescribeInstances
+// record. The public addresses of a live instance are collected from every
+// place EC2 reports them:
+//
+//   - PublicIpAddress (the auto-assigned public IPv4 or the Elastic IP of
+//     the primary interface),
+//   - Association.PublicIp of every network interface and of every
+//     secondary private IPv4 address (Elastic IPs on secondary interfaces
+//     and secondary addresses),
+//   - Ipv6Address and every IPv6 address and delegated IPv6 prefix of every
+//     network interface.
+//
+// Addresses that can never appear as aws:SourceIp (private, unique local,
+// link-local, loopback, unspecified, multicast, IPv4-mapped) and malformed
+// values are dropped. Carrier (Wavelength) and customer-owned (Outposts)
+// addresses are not collected. A stopped, shutting-down or terminated
+// instance contributes no address, only its VPC.
+func InstanceFromEC2(in ec2types.Instance) Instance {
+	out := Instance{ID: deref(in.InstanceId), VPC: deref(in.VpcId)}
+	if in.State != nil {
+		out.State = string(in.State.Name)
+	}
+	if !out.Live() {
+		return out
+	}
+	var raw []string
+	add := func(s *string) {
+		if s != nil && *s != "" {
+			raw = append(raw, *s)
+		}
+	}
+	add(in.PublicIpAddress)
+	add(in.Ipv6Address)
+	for _, ni := range in.NetworkInterfaces {
+		if ni.Association != nil {
+			add(ni.Association.PublicIp)
+		}
+		for _, pa := range ni.PrivateIpAddresses {
+			if pa.Association != nil {
+				add(pa.Association.PublicIp)
+			}
+		}
+		for _, a6 := range ni.Ipv6Addresses {
+			add(a6.Ipv6Address)
+		}
+		for _, p6 := range ni.Ipv6Prefixes {
+			add(p6.Ipv6Prefix)
+		}
+		if out.VPC == "" {
+			out.VPC = deref(ni.VpcId)
+		}
+	}
+	for _, s := range raw {
+		if p, ok := publicPrefix(s); ok {
+			out.Addresses = append(out.Addresses, p)
+		}
+	}
+	out.Addresses = uniquePrefixes(out.Addresses)
+	return out
+}
+
+// publicPrefix parses an address or CIDR and reports whether it is a
+// public address that AWS can see as aws:SourceIp. lockpolicy.Render rejects
+// the same non-public values; filtering them here keeps one odd interface
+// from failing the whole lock.
+func publicPrefix(s string) (netip.Prefix, bool) {
+	var p netip.Prefix
+	if pp, err := netip.ParsePrefix(s); err == nil {
+		p = pp.Masked()
+	} else if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		p = netip.PrefixFrom(a, a.BitLen())
+	} else {
+		return netip.Prefix{}, false
+	}
+	a := p.Addr()
+	if p.Bits() == 0 || a.Is4In6() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() ||
+		a.IsMulticast() || a.IsPrivate() {
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+// deref returns *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// comparePrefixes orders prefixes by family, address, then length.
+func comparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// uniquePrefixes returns ps sorted, deduplicated, and without prefixes
+// that another prefix of the list already covers.
+func uniquePrefixes(ps []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, comparePrefixes)
+	out = slices.Compact(out)
+	kept := out[:0]
+	for _, p := range out {
+		covered := false
+		for _, q := range kept {
+			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			kept = append(kept, p)
+		}
+	}
+	return kept
+}
+
+// Coarsest prefix lengths Aggregate will ever produce.
+const (
+	// MinIPv4Bits is the shortest IPv4 prefix a fallback lock lists.
+	MinIPv4Bits = 16
+	// MinIPv6Bits is the shortest IPv6 prefix a fallback lock lists.
+	MinIPv6Bits = 48
+)
+
+// AggregationLevel is one step of the size fallback: the prefix lengths
+// that addresses sharing a network are merged into.
+type AggregationLevel struct {
+	// IPv4Bits is the IPv4 prefix length (24, 20 or 16).
+	IPv4Bits int
+	// IPv6Bits is the IPv6 prefix length (64, 56 or 48).
+	IPv6Bits int
+}
+
+// AggregationLevels are the steps of the size fallback, finest first. No
+// level is coarser than /16 (IPv4) or /48 (IPv6).
+var AggregationLevels = []AggregationLevel{{24, 64}, {20, 56}, {MinIPv4Bits, MinIPv6Bits}}
+
+// Aggregate merges addresses into covering prefixes of level: every group
+// of two or more entries that share a /IPv4Bits (or /IPv6Bits) network is
+// replaced by that network; an entry alone in its network stays as it is,
+// since widening it would not shorten the list. Entries already wider than
+// the level are kept. The result is sorted and has no entry covered by
+// another. Lengths are clamped to MinIPv4Bits and MinIPv6Bits.
+func Aggregate(addrs []netip.Prefix, level AggregationLevel) []netip.Prefix {
+	v4 := max(level.IPv4Bits, MinIPv4Bits)
+	v6 := max(level.IPv6Bits, MinIPv6Bits)
+	groups := make(map[netip.Prefix][]netip.Prefix)
+	var order []netip.Prefix
+	for _, p := range uniquePrefixes(addrs) {
+		bits := v6
+		if p.Addr().Is4() {
+			bits = v4
+		}
+		if p.Bits() <= bits {
+			groups[p] = append(groups[p], p)
+			order = append(order, p)
+			continue
+		}
+		net := netip.PrefixFrom(p.Addr(), bits).Masked()
+		if _, ok := groups[net]; !ok {
+			order = append(order, net)
+		}
+		groups[net] = append(groups[net], p)
+	}
+	out := make([]netip.Prefix, 0, len(order))
+	for _, net := range order {
+		members := groups[net]
+		if len(members) == 1 {
+			out = append(out, members[0])
+		} else {
+			out = append(out, net)
+		}
+	}
+	return uniquePrefixes(out)
+}
+
+// prefixStrings renders prefixes in lockpolicy's canonical CIDR form.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+// Package locker keeps the locks of EC2 instance roles true.
+//
+// A lock (see internal/lockpolicy) is written at deploy time and goes
+// stale: a stopped and started instance gets a new public IP and locks
+// itself out, a new Auto Scaling instance is not listed, an instance
+// launched outside CDK has no lock. The locker Lambda recomputes the lock
+// of a role from EC2 whenever an instance changes state, and on a
+// schedule, and writes it as the inline role policy PolicyName
+// ("defenders-lock").
+//
+// # Opt-in
+//
+// A role is managed when its IAM path starts with ManagedPathPrefix
+// ("/defenders/"), or when it carries the tag OptInTagKey = OptInTagValue
+// ("defenders:lock" = "true", case-sensitive). Config.PathOnly turns the
+// tag rule off. Any other role is never read beyond GetRole and never
+// written.
+//
+// The path is the recommended opt-in. It lets the locker's own permission
+// be iam:PutRolePolicy on arn:aws:iam::ACCOUNT:role/defenders/* only:
+// whatever happens to the locker, it can write policies on those roles and
+// no others, and only principals that can create or re-path roles (i.e.
+// already IAM admins) can widen that set. The tag is convenient for roles
+// that cannot be re-pathed (a role's path cannot be changed after
+// creation), but the locker's permission then becomes iam:PutRolePolicy on
+// role/* with the condition aws:ResourceTag/defenders:lock = "true". A
+// principal with iam:TagRole can then opt any role in. That is not a
+// privilege escalation as long as the locker behaves, because a lock only
+// adds Deny statements; but it is a denial of service (a lock denies every
+// use of the role that is not from its instances, e.g. a Lambda sharing
+// the role), and it widens what a compromised locker could write an Allow
+// policy onto. Pair managed roles with a permissions boundary that the
+// locker cannot change to cap the latter.
+//
+// The locker's own role must not be managed (a role with no instance gets
+// a deny-all lock), nor should any role used by something other than EC2
+// instances.
+//
+// # Which roles and instances
+//
+// A state-change event names an instance: DescribeInstances gives its
+// instance profile, GetInstanceProfile its role, and the role's path (or
+// GetRole's tags) says whether it is managed. If the instance is gone or
+// shows no profile while shutting down, every managed role is reconciled
+// instead, so that its address leaves whichever lock listed it.
+//
+// For each managed role: ListInstanceProfilesForRole, then one
+// DescribeInstances filtered by iam-instance-profile.arn (all of the
+// role's profiles) and instance-state-name pending, running, stopping,
+// stopped. See InstanceFromEC2 for which addresses count. Stopped
+// instances contribute their VPC only.
+//
+// A scheduled event (and a CloudTrail event for one of AddressAPICalls,
+// which change addresses without a state change) reconciles every managed
+// role: ListRoles with PathPrefix "/defenders/" finds the path-managed
+// roles. IAM cannot list roles by tag (ListRoles omits tags, a ListRoleTags
+// per role would cost one call per role in the account, and the Resource
+// Groups Tagging API is not a dependency of this module), so tagged roles
+// are found through the instances that use them: one paged
+// DescribeInstances over the four states, one GetInstanceProfile per
+// instance profile not already seen, one GetRole per role outside the path. A tagged role that no
+// instance uses at all is therefore not visited by the schedule; the state
+// change that removed its last instance already wrote its fail-closed lock.
+//
+// EC2 is regional and IAM is global. The locker sees the instances of the
+// region its EC2 client is in; a managed role must be used by instances of
+// that region only, or the lock will lack the other regions' addresses
+// (which fails closed: those instances are denied).
+//
+// # The lock
+//
+// The exact lock is lockpolicy.Render(Lock{SourceIPs: every public address
+// of the live instances, VPCs: the VPCs of all instances}), byte for byte.
+// It is compared with the current PolicyName policy semantically (see
+// CanonicalPolicy), and written only when it differs.
+//
+// Fail closed:
+//
+//   - live instances without a public address: VPC endpoints only;
+//   - no live instance, some stopped: VPC endpoints of their VPCs only;
+//   - no instance at all: VPC endpoints of the VPCs the current lock lists;
+//   - nothing known: DenyAllDocument.
+//
+// Instances in private subnets reach public AWS endpoints from their NAT
+// gateway's address. The locker does not add NAT addresses (every host
+// behind the NAT shares them), so such instances get the VPC-endpoints-only
+// lock and need VPC endpoints for the services they call.
+//
+// A lock is never empty and never removed. Errors leave the current lock
+// in place: the locker never writes a lock computed from partial data.
+//
+// # Size fallback
+//
+// IAM allows lockpolicy.MaxRolePolicySize (10,240) characters, whitespace
+// not counted, summed over ALL inline policies of a role. The locker reads
+// every other inline policy of the role (ListRolePolicies, GetRolePolicy)
+// and gives the lock what they leave (Result.Budget). Managed policies do
+// not count against this quota. If the exact lock does not fit, the first
+// of these that fits is written, each denying at least what the previous
+// one denies:
+//
+//  1. addresses that share a /24 (IPv4) or /64 (IPv6) merged into it;
+//  2. the same with /20 and /56;
+//  3. the same with /16 and /48, the coarsest ever listed;
+//  4. VPC endpoints only;
+//  5. DenyAllDocument.
+//
+// An address alone in its network is never widened (see Aggregate). If IAM
+// still answers LimitExceeded (another inline policy grew meanwhile), the
+// next step is tried. Any of these is reported as ActionFallback, for as
+// long as it is in place, so the Lambda can emit a metric and alarm.
+//
+// # Concurrency and idempotence
+//
+// Every invocation computes the whole desired lock from EC2 and writes it
+// whole; nothing is a delta, so repeating an event is harmless and two
+// invocations that see the same EC2 state write the same document. The
+// race is two invocations with different views: A describes, B describes
+// a newer state and writes, then A writes its older view last. To close
+// it, every write is followed by a fresh describe of the role's instances;
+// if they changed since the lock was computed, the lock is recomputed and
+// written again (at most Config.MaxPasses passes). The last writer thus
+// always verifies after the last write. IAM reads are not used for the
+// check: IAM is eventually consistent and would echo our own write.
+//
+// # Retries and counters
+//
+// Every API call is retried on throttling and transient errors
+// (Throttling, ThrottlingException, RequestLimitExceeded, 5xx, connection
+// errors: the SDK's own classification) with exponential backoff and
+// jitter, at most Config.MaxAttempts attempts. NoSuchEntity on a role or
+// instance profile, and InvalidInstanceID.NotFound on the event's instance,
+// are retried Config.NotFoundAttempts times, since IAM and EC2 are
+// eventually consistent right after creation. When the attempts run out,
+// the role's Result is ActionError and its lock is untouched.
+// Report.Calls counts every attempt per operation ("API calls per event").
+//
+// # Permissions
+//
+// The locker needs (ACCOUNT is the account id):
+//
+//   - ec2:DescribeInstances on "*" (Describe actions have no resource
+//     scoping): the instances, their addresses and profiles;
+//   - iam:GetInstanceProfile on arn:aws:iam::ACCOUNT:instance-profile/*:
+//     the role of an event's instance, whose profile can have any path;
+//   - iam:ListRoles on "*" (it has no resource type): the path-managed
+//     roles;
+//   - iam:ListInstanceProfilesForRole, iam:ListRolePolicies,
+//     iam:GetRolePolicy and iam:PutRolePolicy on
+//     arn:aws:iam::ACCOUNT:role/defenders/*: the managed roles' profiles,
+//     the size budget, the current lock and the write; iam:GetRole there
+//     too, for Locker.LockRole;
+//   - with the tag opt-in only: iam:GetRole on arn:aws:iam::ACCOUNT:role/*
+//     (read the tags of an event's role; read-only), and the four role
+//     actions above on arn:aws:iam::ACCOUNT:role/* with the condition
+//     StringEquals aws:ResourceTag/defenders:lock = "true".
+//
+// It never needs iam:DeleteRolePolicy, iam:AttachRolePolicy, iam:TagRole,
+// iam:PassRole or any sts action.
+package locker
