@@ -1,0 +1,293 @@
+package cloudtrail
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// Record holds the fields of one CloudTrail record that detection needs,
+// plus the raw record for the alert.
+//
+// String fields hold "" when the key is absent or null. They are substrings
+// of one private copy of the record made at decode time, so a record costs a
+// single allocation for all of its strings; code that keeps one field for a
+// long time (a cache key, for example) should strings.Clone it so the rest of
+// the record can be collected.
+type Record struct {
+	// Raw is the CloudTrail record JSON. For EventBridge input it aliases
+	// the caller's buffer, which must then not be modified while the record
+	// is in use; for CloudWatch Logs and Kinesis input it is a private copy
+	// (the record has to be unescaped from a JSON string anyway).
+	Raw []byte
+
+	EventVersion         string // eventVersion, e.g. "1.09"
+	EventID              string // eventID
+	EventTime            string // eventTime, RFC 3339 in UTC
+	EventSource          string // eventSource, e.g. "s3.amazonaws.com"
+	EventName            string // eventName, e.g. "ListBuckets"
+	EventType            string // eventType, e.g. "AwsApiCall"
+	AWSRegion            string // awsRegion
+	SourceIPAddress      string // sourceIPAddress: an IP address or an AWS service name
+	UserAgent            string // userAgent
+	VPCEndpointID        string // vpcEndpointId, set when the call came through a VPC endpoint
+	VPCEndpointAccountID string // vpcEndpointAccountId, the endpoint owner (newer records only)
+	RecipientAccountID   string // recipientAccountId
+	ErrorCode            string // errorCode, set when the call failed
+
+	UserIdentity UserIdentity // userIdentity
+
+	// Source says which decoder produced the record.
+	Source Source
+	// DeliveryID identifies the item that carried the record: the
+	// CloudWatch Logs log event id or the EventBridge event id.
+	DeliveryID string
+	// SequenceNumber is the Kinesis sequence number of the record that
+	// carried this one (Kinesis input only), for partial batch failure
+	// reports.
+	SequenceNumber string
+}
+
+// UserIdentity is the CloudTrail userIdentity element.
+type UserIdentity struct {
+	Type           string         // type, e.g. "AssumedRole", "IAMUser", "AWSService"
+	PrincipalID    string         // principalId; "AROA...:i-0123456789abcdef0" for an instance profile
+	ARN            string         // arn
+	AccountID      string         // accountId
+	AccessKeyID    string         // accessKeyId
+	UserName       string         // userName
+	InvokedBy      string         // invokedBy, set when an AWS service made the call
+	SessionContext SessionContext // sessionContext
+}
+
+// SessionContext is the CloudTrail userIdentity.sessionContext element.
+type SessionContext struct {
+	SessionIssuer SessionIssuer // sessionIssuer
+	// EC2RoleDelivery is "1.0" (IMDSv1) or "2.0" (IMDSv2) when the session
+	// credentials were delivered to an EC2 instance by the instance
+	// metadata service.
+	EC2RoleDelivery string
+	SourceIdentity  string // sourceIdentity
+}
+
+// SessionIssuer is the CloudTrail userIdentity.sessionContext.sessionIssuer
+// element: for a role session, the IAM role.
+type SessionIssuer struct {
+	Type        string // type, e.g. "Role"
+	PrincipalID string // principalId, the role id
+	ARN         string // arn, the IAM role ARN
+	AccountID   string // accountId
+	UserName    string // userName, the role name
+}
+
+// Time parses EventTime.
+func (r *Record) Time() (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, r.EventTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cloudtrail: eventTime: %w", err)
+	}
+	return t, nil
+}
+
+var (
+	patInstance     = []byte(":i-")
+	patRoleDelivery = []byte("RoleDelivery") // of "ec2RoleDelivery"; 'R' is rare, so this is the faster search
+	patUnicode      = []byte(`\u`)
+)
+
+// MayBeInstanceSession is the hot-path pre-filter: it reports whether the
+// CloudTrail record in raw could have been made with EC2 instance-profile
+// credentials. raw may be plain record JSON or the record still escaped
+// inside a JSON string (a CloudWatch Logs message); the test works on both.
+//
+// It has no false negatives: it returns true for every record whose
+// principalId contains ":i-" or which has an ec2RoleDelivery key, and for any
+// record containing a \u escape (which could spell either). It has false
+// positives (for example ":i-" inside request parameters), which decoding and
+// detection then reject.
+func MayBeInstanceSession(raw []byte) bool {
+	return mayBeInstanceSession(raw) || bytes.Contains(raw, patUnicode)
+}
+
+// mayBeInstanceSession is MayBeInstanceSession for input already known to
+// contain no \u escape (the scanner reports those while finding the end of
+// a string, which is cheaper than searching for backslashes again in
+// escaped JSON).
+func mayBeInstanceSession(raw []byte) bool {
+	return bytes.Contains(raw, patInstance) || bytes.Contains(raw, patRoleDelivery)
+}
+
+// ParseRecord decodes the CloudTrail record JSON in raw. It does not apply
+// the pre-filter. The returned Record's Raw aliases raw.
+//
+// Keys are matched exactly (CloudTrail's spelling; encoding/json would also
+// accept other letter cases); when a key repeats, the last one wins. Errors
+// wrap ErrSyntax for malformed JSON and ErrType for a known field of the
+// wrong type.
+func ParseRecord(raw []byte) (Record, error) {
+	var r Record
+	if err := parseRecord(&r, raw); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// parseRecord fills r from raw; on error r is partially filled.
+func parseRecord(r *Record, raw []byte) error {
+	p := recordParser{s: scanner{b: raw}, src: string(raw)}
+	r.Raw = raw
+	if err := p.record(r); err != nil {
+		return fmt.Errorf("cloudtrail: record: %w", err)
+	}
+	return nil
+}
+
+// recordParser extracts Record fields. src is a string copy of s.b so that
+// unescaped string values are free substrings.
+type recordParser struct {
+	s   scanner
+	src string
+}
+
+// str reads a string-or-null value into dst.
+func (p *recordParser) str(field string, dst *string) error {
+	start, end, esc, null, err := p.s.stringValue(field)
+	switch {
+	case err != nil:
+		return err
+	case null:
+		*dst = ""
+	case !esc:
+		*dst = p.src[start:end]
+	default:
+		u, err := appendUnescape(make([]byte, 0, end-start), p.s.b[start:end])
+		if err != nil {
+			return p.s.fail(err.Error())
+		}
+		*dst = string(u)
+	}
+	return nil
+}
+
+// obj parses an object-or-null value; null leaves the zero value (the
+// caller resets the destination first, so a repeated key replaces the
+// earlier object as encoding/json does).
+func (p *recordParser) obj(field string, member func(key []byte) error) error {
+	switch c := p.s.peek(); c {
+	case '{':
+		return p.s.object(member)
+	case 'n':
+		return p.s.literal("null")
+	default:
+		if err := p.s.skip(); err != nil {
+			return err
+		}
+		return &typeError{field: field, want: "object", got: kindName(c)}
+	}
+}
+
+func (p *recordParser) record(r *Record) error {
+	if c := p.s.peek(); c != '{' {
+		if c == 0 || p.s.skip() != nil {
+			return p.s.fail("expected JSON object")
+		}
+		return &typeError{field: "record", want: "object", got: kindName(c)}
+	}
+	err := p.s.object(func(key []byte) error {
+		switch string(key) {
+		case "eventVersion":
+			return p.str("eventVersion", &r.EventVersion)
+		case "eventID":
+			return p.str("eventID", &r.EventID)
+		case "eventTime":
+			return p.str("eventTime", &r.EventTime)
+		case "eventSource":
+			return p.str("eventSource", &r.EventSource)
+		case "eventName":
+			return p.str("eventName", &r.EventName)
+		case "eventType":
+			return p.str("eventType", &r.EventType)
+		case "awsRegion":
+			return p.str("awsRegion", &r.AWSRegion)
+		case "sourceIPAddress":
+			return p.str("sourceIPAddress", &r.SourceIPAddress)
+		case "userAgent":
+			return p.str("userAgent", &r.UserAgent)
+		case "vpcEndpointId":
+			return p.str("vpcEndpointId", &r.VPCEndpointID)
+		case "vpcEndpointAccountId":
+			return p.str("vpcEndpointAccountId", &r.VPCEndpointAccountID)
+		case "recipientAccountId":
+			return p.str("recipientAccountId", &r.RecipientAccountID)
+		case "errorCode":
+			return p.str("errorCode", &r.ErrorCode)
+		case "userIdentity":
+			r.UserIdentity = UserIdentity{}
+			return p.obj("userIdentity", func(key []byte) error { return p.userIdentity(&r.UserIdentity, key) })
+		default:
+			return p.s.skip()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return p.s.end()
+}
+
+func (p *recordParser) userIdentity(u *UserIdentity, key []byte) error {
+	switch string(key) {
+	case "type":
+		return p.str("userIdentity.type", &u.Type)
+	case "principalId":
+		return p.str("userIdentity.principalId", &u.PrincipalID)
+	case "arn":
+		return p.str("userIdentity.arn", &u.ARN)
+	case "accountId":
+		return p.str("userIdentity.accountId", &u.AccountID)
+	case "accessKeyId":
+		return p.str("userIdentity.accessKeyId", &u.AccessKeyID)
+	case "userName":
+		return p.str("userIdentity.userName", &u.UserName)
+	case "invokedBy":
+		return p.str("userIdentity.invokedBy", &u.InvokedBy)
+	case "sessionContext":
+		sc := &u.SessionContext
+		*sc = SessionContext{}
+		return p.obj("userIdentity.sessionContext", func(key []byte) error {
+			switch string(key) {
+			case "ec2RoleDelivery":
+				return p.str("userIdentity.sessionContext.ec2RoleDelivery", &sc.EC2RoleDelivery)
+			case "sourceIdentity":
+				return p.str("userIdentity.sessionContext.sourceIdentity", &sc.SourceIdentity)
+			case "sessionIssuer":
+				si := &sc.SessionIssuer
+				*si = SessionIssuer{}
+				return p.obj("userIdentity.sessionContext.sessionIssuer", func(key []byte) error {
+					return p.sessionIssuer(si, key)
+				})
+			default:
+				return p.s.skip()
+			}
+		})
+	default:
+		return p.s.skip()
+	}
+}
+
+func (p *recordParser) sessionIssuer(si *SessionIssuer, key []byte) error {
+	const f = "userIdentity.sessionContext.sessionIssuer."
+	switch string(key) {
+	case "type":
+		return p.str(f+"type", &si.Type)
+	case "principalId":
+		return p.str(f+"principalId", &si.PrincipalID)
+	case "arn":
+		return p.str(f+"arn", &si.ARN)
+	case "accountId":
+		return p.str(f+"accountId", &si.AccountID)
+	case "userName":
+		return p.str(f+"userName", &si.UserName)
+	default:
+		return p.s.skip()
+	}
+}

@@ -1,0 +1,208 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/defenders-cdk/defenders/internal/cloudtrail"
+)
+
+// VerdictKind is the outcome of checking one instance-session record.
+type VerdictKind uint8
+
+// Verdict kinds. BadSource and InstanceMissing are also the alert types.
+const (
+	// OK: the call came from where the instance's traffic comes from.
+	OK VerdictKind = iota
+	// BadSource: the credentials were used from an address the instance
+	// does not have.
+	BadSource
+	// InstanceMissing: the instance is unknown to the inventory even after
+	// a refresh (terminated long ago, in an account or region the inventory
+	// does not cover, or never existed).
+	InstanceMissing
+)
+
+// String returns the alert type name ("OK", "BadSource", "InstanceMissing").
+func (k VerdictKind) String() string {
+	switch k {
+	case OK:
+		return "OK"
+	case BadSource:
+		return "BadSource"
+	case InstanceMissing:
+		return "InstanceMissing"
+	default:
+		return fmt.Sprintf("VerdictKind(%d)", uint8(k))
+	}
+}
+
+// Severity grades an alert.
+type Severity string
+
+// Severities.
+const (
+	SeverityHigh   Severity = "HIGH"
+	SeverityMedium Severity = "MEDIUM"
+)
+
+// Verdict is the decision about one record.
+type Verdict struct {
+	Kind     VerdictKind
+	Severity Severity   // "" for OK
+	Reason   string     // why, in a sentence fragment suitable for logs and alerts
+	SourceIP netip.Addr // the parsed sourceIPAddress; invalid if it is not an address
+}
+
+// Policy holds the deployment-specific exceptions of Decide. The zero value
+// is the strict default.
+type Policy struct {
+	// TrustedSourcePrefixes are addresses any instance may call from, for
+	// egress that the per-instance inventory cannot see: a centralised
+	// egress VPC's NAT gateways reached over Transit Gateway, a proxy fleet.
+	TrustedSourcePrefixes []netip.Prefix
+	// TrustedVPCEndpoints are VPC endpoint ids accepted for every instance
+	// in addition to the endpoints of its own VPC: centralised interface
+	// endpoints in a shared-services VPC.
+	TrustedVPCEndpoints []string
+	// RequireInstancePrivateIP makes calls through the instance's VPC
+	// endpoint acceptable only from the instance's own private addresses
+	// (Instance.PrivateIPs and PrivatePrefixes) instead of from any private
+	// address. It catches credentials replayed from another machine in the
+	// same VPC, at the price of false alarms when the inventory misses
+	// addresses (containers with their own network interfaces).
+	RequireInstancePrivateIP bool
+}
+
+// DefaultPolicy is the Policy used by Decide.
+var DefaultPolicy Policy
+
+// Decide checks one instance-session record against the instance it claims
+// to come from, using DefaultPolicy. See Policy.Decide.
+func Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdict {
+	return DefaultPolicy.Decide(rec, inst, found)
+}
+
+// Decide checks one instance-session record against the instance it claims
+// to come from (inst, if found).
+//
+// The call is OK when sourceIPAddress is one of the instance's public
+// addresses (public IPv4, Elastic IPs, IPv6), one of the public addresses
+// of the NAT gateways in its VPC, or in TrustedSourcePrefixes.
+//
+// It is also OK when it came through a VPC endpoint of the instance's own
+// VPC (vpcEndpointId is in Instance.VPCEndpointIDs or
+// TrustedVPCEndpoints) from a private address. Through an endpoint
+// CloudTrail records the caller's private address, which is meaningless
+// outside its VPC; the endpoint id is what pins the call to a network, and
+// endpoint ids are globally unique, so vpcEndpointAccountId adds nothing to
+// the check (it only grades the severity below). "Private" means RFC 1918,
+// RFC 6598, IPv6 ULA, or one of the instance's own private addresses (VPCs
+// may use public ranges privately).
+//
+// Anything else is BadSource:
+//
+//   - HIGH when the source is a public address, or the call came through a
+//     VPC endpoint of another VPC whose owner is not the instance's account
+//     (the classic replay from an attacker's own VPC), or whose owner is
+//     not recorded;
+//   - MEDIUM when the call came through an endpoint of another VPC of the
+//     same account, from a private address without an endpoint, from a
+//     private address that is not the instance's (RequireInstancePrivateIP),
+//     or when the source is not an address at all.
+//
+// When the instance is unknown the verdict is InstanceMissing with
+// severity MEDIUM: credentials of a terminated instance remain valid for
+// hours, but CloudTrail's delivery delay also lets legitimate last calls
+// of a just-terminated instance arrive after it is gone.
+func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdict {
+	src, err := netip.ParseAddr(rec.SourceIPAddress)
+	if err == nil {
+		src = src.Unmap()
+	}
+	v := Verdict{SourceIP: src}
+	if !found {
+		v.Kind, v.Severity = InstanceMissing, SeverityMedium
+		v.Reason = "the instance is not in the EC2 inventory"
+		return v
+	}
+	if src.IsValid() {
+		switch {
+		case slices.Contains(inst.PublicIPs, src):
+			v.Reason = "source is a public address of the instance"
+			return v
+		case slices.Contains(inst.NATIPs, src):
+			v.Reason = "source is a NAT gateway of the instance's VPC"
+			return v
+		case p.trustedSource(src):
+			v.Reason = "source is in a trusted prefix"
+			return v
+		}
+	}
+	private := src.IsValid() && (isPrivate(src) || inst.HasPrivateIP(src))
+	if ep := rec.VPCEndpointID; ep != "" {
+		own := slices.Contains(inst.VPCEndpointIDs, ep) || slices.Contains(p.TrustedVPCEndpoints, ep)
+		switch {
+		case own && private && (!p.RequireInstancePrivateIP || inst.HasPrivateIP(src)):
+			v.Reason = "call came through VPC endpoint " + ep + " of the instance's VPC"
+			return v
+		case own && private:
+			v.Kind, v.Severity = BadSource, SeverityMedium
+			v.Reason = "private source " + src.String() + " through the instance VPC's endpoint " + ep + " is not an address of the instance"
+			return v
+		case !own:
+			v.Kind, v.Severity = BadSource, SeverityHigh
+			owner := rec.VPCEndpointAccountID
+			if owner != "" && owner == accountOf(rec) {
+				v.Severity = SeverityMedium
+			}
+			v.Reason = "call came through VPC endpoint " + ep
+			if owner != "" {
+				v.Reason += " (owned by account " + owner + ")"
+			}
+			v.Reason += ", which is not in the instance's VPC " + inst.VpcID
+			return v
+		}
+		// The instance VPC's endpoint with a public or unparsable source:
+		// judge the source address alone.
+	}
+	v.Kind = BadSource
+	switch {
+	case !src.IsValid():
+		v.Severity = SeverityMedium
+		v.Reason = fmt.Sprintf("source %q is not an IP address", rec.SourceIPAddress)
+	case private:
+		v.Severity = SeverityMedium
+		v.Reason = "private source " + src.String() + " did not come through a VPC endpoint of the instance's VPC"
+	default:
+		v.Severity = SeverityHigh
+		v.Reason = "source " + src.String() + " is not an address of the instance or of its VPC's NAT gateways"
+	}
+	return v
+}
+
+func (p *Policy) trustedSource(a netip.Addr) bool {
+	for _, pfx := range p.TrustedSourcePrefixes {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// isPrivate reports whether a is an address that only means something
+// inside a private network.
+func isPrivate(a netip.Addr) bool {
+	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || cgnat.Contains(a)
+}
+
+// accountOf returns the account the credentials belong to.
+func accountOf(rec *cloudtrail.Record) string {
+	if a := rec.UserIdentity.AccountID; a != "" {
+		return a
+	}
+	return rec.RecipientAccountID
+}
