@@ -19,11 +19,13 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -58,7 +60,8 @@ type Props struct {
 	Schedule time.Duration
 	// ReservedConcurrency caps the function's concurrency. Default 2.
 	ReservedConcurrency int
-	// AlarmTopicArn receives the alarms (errors, fallback locks, dead letters). Default: none.
+	// AlarmTopicArn receives the alarms (errors, fallback locks, dead letters). Default: none
+	// (the alarms still show in the CloudWatch console). The app passes the detector's topic.
 	AlarmTopicArn string
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
@@ -249,6 +252,11 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		}),
 	}
-	_ = alarms
+	if props.AlarmTopicArn != "" {
+		action := awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(l, jsii.String("AlarmTopic"), jsii.String(props.AlarmTopicArn)))
+		for _, a := range alarms {
+			a.AddAlarmAction(action)
+		}
+	}
 	return l, nil
 }

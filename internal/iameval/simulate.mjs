@@ -85,7 +85,9 @@ function evaluationProblems(node, problems = []) {
       problems.push(`unknown condition operator ${node.operator}`)
     }
     for (const e of Array.isArray(node.errors) ? node.errors : []) {
-      if (typeof e === 'string' && !/not found in request context/.test(e)) {
+      // "X does not match" explains why a statement's Resource did not match the request's
+      // resource (another service, product, account): an answer, not a problem.
+      if (typeof e === 'string' && !/not found in request context|does not match$/.test(e)) {
         problems.push(`${node.value ?? ''}: ${e}`)
       }
     }
