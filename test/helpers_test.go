@@ -5,12 +5,8 @@ package test
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -19,8 +15,6 @@ import (
 	"github.com/defenders-cdk/defenders/stacks"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
 
 // synthed is one synthesized Defenders app.
 type synthed struct {
@@ -90,65 +84,10 @@ func synthErr(t *testing.T, ctx map[string]any) error {
 	return err
 }
 
-var assetHashRE = regexp.MustCompile(`[0-9a-f]{64}`)
-
-// normalise replaces asset hashes so that unrelated changes do not churn the golden files.
-func normalise(b []byte) []byte {
-	return assetHashRE.ReplaceAll(b, []byte("ASSET_HASH"))
-}
-
 // golden compares tpl with testdata/<name>.template.json, or rewrites it with -update.
 func golden(t *testing.T, name string, tpl map[string]any) {
 	t.Helper()
-	got, err := json.MarshalIndent(tpl, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(normalise(got), '\n')
-	path := filepath.Join("testdata", name+".template.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./test -update` to create it)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs from the golden template; if the change is intended, run `go test ./test -update` and review the diff.\n%s",
-			path, firstDiff(string(want), string(got)))
-	}
-}
-
-func firstDiff(a, b string) string {
-	la, lb := splitLines(a), splitLines(b)
-	for i := 0; i < len(la) || i < len(lb); i++ {
-		var x, y string
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if x != y {
-			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, x, y)
-		}
-	}
-	return ""
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
+	cdktest.GoldenTemplate(t, filepath.Join("testdata", name+".template.json"), tpl)
 }
 
 // resources and props are shorthands for the cdktest helpers.

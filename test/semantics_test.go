@@ -140,18 +140,5 @@ func TestLockMeaningWithAnIndependentIAMEvaluator(t *testing.T) {
 // goldenText compares text with testdata/name, or rewrites it with -update.
 func goldenText(t *testing.T, name, text string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./test -update` to create it)", err)
-	}
-	if string(want) != text {
-		t.Errorf("%s differs; run `go test ./test -update` and review:\n%s", path, firstDiff(string(want), text))
-	}
+	cdktest.GoldenText(t, filepath.Join("testdata", name), text)
 }

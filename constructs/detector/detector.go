@@ -81,6 +81,9 @@ type Props struct {
 	DedupeWindow time.Duration
 	// InventoryTTL is how long an instance's addresses are cached. Default 10 minutes.
 	InventoryTTL time.Duration
+	// Lockdown makes the function lock its own credentials to the address AWS sees for it
+	// (internal/lockdown). Default false.
+	Lockdown bool
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
 }
@@ -193,10 +196,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	})
 	// The role is written out instead of using AWSLambdaBasicExecutionRole, so that every
 	// permission is scoped and explained.
-	role := awsiam.NewRole(d, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Defenders detector: reads EC2 addresses, publishes alerts"),
-	})
+	role, lockEnv := golambda.NewRole(d, "Role", "Defenders detector: reads EC2 addresses, publishes alerts", props.Lockdown)
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("WriteOwnLogs"), // structured logs and embedded metrics (no PutMetricData needed)
 		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
@@ -213,6 +213,16 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	d.topic.GrantPublish(role)    // sns:Publish on this topic only (and kms on its key)
 	d.dlq.GrantSendMessages(role) // alerts that failed every publish attempt
 
+	env := map[string]*string{
+		EnvTopicArn:     d.topic.TopicArn(),
+		EnvDLQURL:       d.dlq.QueueUrl(),
+		EnvDedupeWindow: jsii.String(dedupe.String()),
+		EnvInventoryTTL: jsii.String(ttl.String()),
+		EnvSelfRoleArn:  role.RoleArn(),
+	}
+	for k, v := range lockEnv {
+		env[k] = v
+	}
 	d.fn = awslambda.NewFunction(d, jsii.String("Function"), &awslambda.FunctionProps{
 		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:                 awslambda.Architecture_ARM_64(),
@@ -228,13 +238,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		RetryAttempts:                jsii.Number(2),
 		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(6)),
 		Description:                  jsii.String("Defenders detector: alerts on instance credentials used from the wrong place"),
-		Environment: &map[string]*string{
-			EnvTopicArn:     d.topic.TopicArn(),
-			EnvDLQURL:       d.dlq.QueueUrl(),
-			EnvDedupeWindow: jsii.String(dedupe.String()),
-			EnvInventoryTTL: jsii.String(ttl.String()),
-			EnvSelfRoleArn:  role.RoleArn(),
-		},
+		Environment:                  &env,
 	})
 
 	awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{

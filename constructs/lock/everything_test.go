@@ -133,6 +133,9 @@ func modesApp(t *testing.T) *cdktest.Assembly {
 
 func TestEverythingLocksEveryInstanceInItsMode(t *testing.T) {
 	tpl := modesApp(t).Templates["work"]
+	t.Run("the template matches the golden snapshot", func(t *testing.T) {
+		cdktest.GoldenTemplate(t, "testdata/modes.template.json", tpl)
+	})
 	natEIP := logicalID(t, tpl, "AWS::EC2::EIP", "VpcpublicSubnet1EIP")
 
 	t.Run("a public instance is locked to its own public IP after launch", func(t *testing.T) {

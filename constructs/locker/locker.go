@@ -63,6 +63,9 @@ type Props struct {
 	// AlarmTopicArn receives the alarms (errors, fallback locks, dead letters). Default: none
 	// (the alarms still show in the CloudWatch console). The app passes the detector's topic.
 	AlarmTopicArn string
+	// Lockdown makes the function lock its own credentials to the address AWS sees for it
+	// (internal/lockdown). Default false.
+	Lockdown bool
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
 }
@@ -143,10 +146,7 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	logs := awslogs.NewLogGroup(l, jsii.String("Logs"), &awslogs.LogGroupProps{
 		Retention: awslogs.RetentionDays_ONE_MONTH, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	role := awsiam.NewRole(l, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Defenders locker: rewrites the lock of roles under " + path),
-	})
+	role, lockEnv := golambda.NewRole(l, "Role", "Defenders locker: rewrites the lock of roles under "+path, props.Lockdown)
 	managed := ManagedRoleArn(stack, path)
 	for _, st := range []*awsiam.PolicyStatementProps{
 		{
@@ -189,6 +189,13 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 		role.AddToPolicy(awsiam.NewPolicyStatement(st))
 	}
 
+	env := map[string]*string{
+		EnvRolePath:   jsii.String(path),
+		EnvPolicyName: jsii.String(PolicyName),
+	}
+	for k, v := range lockEnv {
+		env[k] = v
+	}
 	l.fn = awslambda.NewFunction(l, jsii.String("Function"), &awslambda.FunctionProps{
 		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:                 awslambda.Architecture_ARM_64(),
@@ -203,10 +210,7 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 		DeadLetterQueue:              l.dlq,
 		RetryAttempts:                jsii.Number(2),
 		Description:                  jsii.String("Defenders locker: keeps instance-role locks true when addresses change"),
-		Environment: &map[string]*string{
-			EnvRolePath:   jsii.String(path),
-			EnvPolicyName: jsii.String(PolicyName),
-		},
+		Environment:                  &env,
 	})
 	target := awseventstargets.NewLambdaFunction(l.fn, &awseventstargets.LambdaFunctionProps{
 		DeadLetterQueue: l.dlq, RetryAttempts: jsii.Number(4), MaxEventAge: awscdk.Duration_Hours(jsii.Number(1)),
