@@ -19,6 +19,8 @@ type App struct {
 	SSH          checkip.Resolution
 	Battleground *BattlegroundStack
 	Matt, Luke   *DefenderStack
+	Detector     *DetectorStack // nil when defenders:detector is false
+	Locker       *LockerStack   // nil when defenders:locker is false
 }
 
 // FromContext reads the defenders: context of app, resolves the SSH source (context override,
@@ -53,6 +55,18 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	}
 	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true}); err != nil {
 		return nil, err
+	}
+	var alarmTopic string
+	if cfg.Detector {
+		if out.Detector, err = NewDetector(app, "detector", cfg); err != nil {
+			return nil, err
+		}
+		alarmTopic = *out.Detector.Detector.Topic().TopicArn()
+	}
+	if cfg.Locker {
+		if out.Locker, err = NewLocker(app, "locker", cfg, alarmTopic); err != nil {
+			return nil, err
+		}
 	}
 	// Matt is the deliberate control: the exemption and its reason are in his role's Metadata.
 	if err := lock.Exempt(out.Matt.Defender.Instance(), "Matt is the deliberate control of the demo: his credentials are meant to work from anywhere, to show what the lock on Luke stops."); err != nil {

@@ -25,6 +25,8 @@ const (
 	KeyDetector        = "defenders:detector"
 	KeyAlertEmail      = "defenders:alertEmail"
 	KeyTrailLogGroup   = "defenders:trailLogGroup"
+	KeyLocker          = "defenders:locker"
+	KeyLockdown        = "defenders:lockdown"
 )
 
 // DefaultCheckipURL is where the workstation's public address is looked up when
@@ -53,6 +55,10 @@ type Config struct {
 	AlertEmail string
 	// TrailLogGroup is an existing CloudTrail log group the detector subscribes to (optional).
 	TrailLogGroup string
+	// Locker deploys the locker stack.
+	Locker bool
+	// Lockdown makes the bundled Lambdas lock their own credentials (internal/lockdown).
+	Lockdown bool
 }
 
 // Getter reads one context value; nil means unset. constructs.Node.TryGetContext fits.
@@ -116,6 +122,12 @@ func LoadConfig(get Getter) (Config, error) {
 		return c, err
 	}
 	if c.TrailLogGroup, err = optionalString(get, KeyTrailLogGroup); err != nil {
+		return c, err
+	}
+	if c.Locker, err = BoolValue(get, KeyLocker, true); err != nil {
+		return c, err
+	}
+	if c.Lockdown, err = BoolValue(get, KeyLockdown, false); err != nil {
 		return c, err
 	}
 	return c, nil

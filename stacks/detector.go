@@ -24,12 +24,13 @@ func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorSt
 	d, err := detector.New(st, "detector", &detector.Props{
 		AlertEmail:        cfg.AlertEmail,
 		TrailLogGroupName: cfg.TrailLogGroup,
+		Lockdown:          cfg.Lockdown,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("detector stack (context %s, %s): %w", KeyAlertEmail, KeyTrailLogGroup, err)
 	}
 	suppress(d.Function().Role(),
-		nag("AwsSolutions-IAM5", "ec2:DescribeInstances, DescribeAddresses, DescribeNatGateways and DescribeVpcEndpoints support no resource-level permissions; they are read-only and needed for the address inventory."))
+		nag("AwsSolutions-IAM5", "ec2:DescribeInstances, DescribeNatGateways and DescribeVpcEndpoints support no resource-level permissions; they are read-only and needed for the address inventory."))
 	suppress(d.DeadLetterQueue(),
 		nag("AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the detector."))
 	return &DetectorStack{Stack: st, Detector: d}, nil

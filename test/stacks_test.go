@@ -16,7 +16,7 @@ var pinned = map[string]any{"defenders:sshCidr": "203.0.113.10/32"}
 
 func TestSnapshotsOfEveryStackMatchTheGoldenTemplates(t *testing.T) {
 	s := synth(t, pinned, nil)
-	for _, name := range []string{"battleground", "matt", "luke"} {
+	for _, name := range []string{"battleground", "matt", "luke", "detector", "locker"} {
 		t.Run(name, func(t *testing.T) {
 			tpl, ok := s.Templates[name]
 			if !ok {
@@ -142,6 +142,10 @@ func TestBadContextValuesAreErrorsThatNameTheKey(t *testing.T) {
 		{"more NAT gateways than AZs", "defenders:natGateways", 3.0, "defenders:natGateways"},
 		{"a hostile instance type", "defenders:instanceType", "t3.micro\"; rm -rf /", "defenders:instanceType"},
 		{"a hostile managed policy name", "defenders:managedPolicies", "AdministratorAccess,../x y", "defenders:managedPolicies"},
+		{"a switch that is neither true nor false", "defenders:detector", "maybe", "defenders:detector"},
+		{"a lockdown switch given as a number", "defenders:lockdown", 1.0, "defenders:lockdown"},
+		{"an alert address that is two addresses", "defenders:alertEmail", "a@example.com,b@example.com", "defenders:alertEmail"},
+		{"a log group name with a wildcard", "defenders:trailLogGroup", "aws-cloudtrail-*", "defenders:trailLogGroup"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -172,6 +176,20 @@ func TestNoCdkNagErrorsAndEverySuppressionHasAReason(t *testing.T) {
 					t.Errorf("%s/%s: suppression %v has no real reason", stack, id, rule)
 				}
 			}
+		}
+	}
+}
+
+func TestDetectorAndLockerStacksCanBeTurnedOff(t *testing.T) {
+	s := synth(t, map[string]any{"defenders:sshCidr": "none", "defenders:detector": "false", "defenders:locker": false}, nil)
+	if got := keys(s.Templates); strings.Join(got, ",") != "battleground,luke,matt" {
+		t.Fatalf("stacks = %v, want battleground, luke, matt", got)
+	}
+	s = synth(t, map[string]any{"defenders:sshCidr": "none", "defenders:lockdown": true}, nil)
+	for _, stack := range []string{"detector", "locker"} {
+		b, _ := json.Marshal(s.Templates[stack])
+		if !strings.Contains(string(b), `"DEFENDERS_LOCKDOWN":"true"`) || !strings.Contains(string(b), "LockdownSelfAssume") {
+			t.Errorf("%s: lockdown is not wired (env and self-assume grants)", stack)
 		}
 	}
 }

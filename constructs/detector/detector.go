@@ -206,7 +206,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		// The inventory: where each instance may call from. EC2 Describe* actions support no
 		// resource-level permissions, so "*" is the only possible resource; they are read-only.
 		Sid: jsii.String("ReadInstanceAddresses"),
-		Actions: jsii.Strings("ec2:DescribeInstances", "ec2:DescribeAddresses", "ec2:DescribeNatGateways",
+		Actions: jsii.Strings("ec2:DescribeInstances", "ec2:DescribeNatGateways",
 			"ec2:DescribeVpcEndpoints"),
 		Resources: jsii.Strings("*"),
 	}))
@@ -269,7 +269,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
 	errs.AddAlarmAction(alarmAction)
-	dead := awscloudwatch.NewAlarm(d, jsii.String("DeadLetters"), &awscloudwatch.AlarmProps{
+	dead := awscloudwatch.NewAlarm(d, jsii.String("DeadLetterAlarm"), &awscloudwatch.AlarmProps{
 		AlarmDescription:   jsii.String("Alerts or CloudTrail events are in the Defenders dead-letter queue: read and replay them"),
 		Metric:             d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}),
 		Threshold:          jsii.Number(1),

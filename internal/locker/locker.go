@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -78,7 +79,14 @@ type Config struct {
 	EC2 EC2API
 	// IAM reads roles and instance profiles and writes the lock.
 	IAM IAMAPI
-	// PathOnly ignores the opt-in tag: only roles under ManagedPathPrefix
+	// RolePath is the IAM path prefix that opts a role in (default
+	// ManagedPathPrefix). It must start and end with "/" and not be "/"
+	// (every role). The locker Lambda sets it from DEFENDERS_ROLE_PATH.
+	RolePath string
+	// PolicyName is the inline policy that carries the lock (default
+	// PolicyName). The locker Lambda sets it from DEFENDERS_POLICY_NAME.
+	PolicyName string
+	// PathOnly ignores the opt-in tag: only roles under RolePath
 	// are managed, and no GetRole or tag discovery calls are made. Set it
 	// when the locker's IAM permissions are path-scoped only.
 	PathOnly bool
@@ -106,6 +114,12 @@ type Config struct {
 	Jitter func() float64
 }
 
+// Patterns of Config.RolePath and Config.PolicyName (IAM's own rules).
+var (
+	rolePathPattern   = regexp.MustCompile(`^/([\x{21}-\x{2E}\x{30}-\x{7E}]+/)+$`)
+	policyNamePattern = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+)
+
 // Locker keeps the locks of managed roles true. It is safe for concurrent
 // use; each call builds its own Report.
 type Locker struct {
@@ -131,6 +145,18 @@ func New(c Config) (*Locker, error) {
 		if *v == 0 {
 			*v = d
 		}
+	}
+	if c.RolePath == "" {
+		c.RolePath = ManagedPathPrefix
+	}
+	if !rolePathPattern.MatchString(c.RolePath) {
+		return nil, fmt.Errorf("locker: new: role path %q must look like /defenders/: start and end with /, and not be / (every role)", c.RolePath)
+	}
+	if c.PolicyName == "" {
+		c.PolicyName = PolicyName
+	}
+	if !policyNamePattern.MatchString(c.PolicyName) {
+		return nil, fmt.Errorf("locker: new: %q is not an IAM policy name", c.PolicyName)
 	}
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.NotFoundAttempts, DefaultNotFoundAttempts)
@@ -348,7 +374,7 @@ func (l *Locker) LockRole(ctx context.Context, roleName string) (Report, error) 
 
 // Managed reports whether a role with this path and these tags opts in:
 // its path starts with ManagedPathPrefix, or it carries OptInTagKey =
-// OptInTagValue.
+// OptInTagValue. It applies the default Config.RolePath.
 func Managed(path string, tags []iamtypes.Tag) bool {
 	return strings.HasPrefix(path, ManagedPathPrefix) || taggedIn(tags)
 }
@@ -365,18 +391,18 @@ func taggedIn(tags []iamtypes.Tag) bool {
 
 // managed applies Managed, or the path rule alone with PathOnly.
 func (l *Locker) managed(path string, tags []iamtypes.Tag) bool {
-	if l.cfg.PathOnly {
-		return strings.HasPrefix(path, ManagedPathPrefix)
+	if strings.HasPrefix(path, l.cfg.RolePath) {
+		return true
 	}
-	return Managed(path, tags)
+	return !l.cfg.PathOnly && taggedIn(tags)
 }
 
 // optInRule describes the opt-in rule in force, for skip reasons.
 func (l *Locker) optInRule() string {
 	if l.cfg.PathOnly {
-		return "path does not start with " + ManagedPathPrefix
+		return "path does not start with " + l.cfg.RolePath
 	}
-	return fmt.Sprintf("path does not start with %s and no %s=%s tag", ManagedPathPrefix, OptInTagKey, OptInTagValue)
+	return fmt.Sprintf("path does not start with %s and no %s=%s tag", l.cfg.RolePath, OptInTagKey, OptInTagValue)
 }
 
 // stateChange locks the roles of the instance in ev.
@@ -472,7 +498,7 @@ func (r *run) profileRoles(ctx context.Context, arn string) ([]iamtypes.Role, er
 // GetInstanceProfile, which carries the path but not the tags: the tags
 // are fetched only when the path alone does not opt in.
 func (r *run) isManaged(ctx context.Context, role iamtypes.Role) (bool, error) {
-	if strings.HasPrefix(deref(role.Path), ManagedPathPrefix) {
+	if strings.HasPrefix(deref(role.Path), r.l.cfg.RolePath) {
 		return true, nil
 	}
 	if r.l.cfg.PathOnly {
@@ -497,7 +523,7 @@ func (r *run) isManaged(ctx context.Context, role iamtypes.Role) (bool, error) {
 }
 
 // reconcileAll reconciles every managed role: first every role under
-// ManagedPathPrefix, then (unless PathOnly) every tagged role that a
+// Config.RolePath, then (unless PathOnly) every tagged role that a
 // pending, running, stopping or stopped instance uses.
 func (r *run) reconcileAll(ctx context.Context) error {
 	cfg := &r.l.cfg
@@ -507,15 +533,15 @@ func (r *run) reconcileAll(ctx context.Context) error {
 	for {
 		var out *iam.ListRolesOutput
 		err := r.call(ctx, "iam:ListRoles", false, func(ctx context.Context) (err error) {
-			out, err = cfg.IAM.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(ManagedPathPrefix), Marker: marker})
+			out, err = cfg.IAM.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(cfg.RolePath), Marker: marker})
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("locker: list roles under %s: %w", ManagedPathPrefix, err)
+			return fmt.Errorf("locker: list roles under %s: %w", cfg.RolePath, err)
 		}
 		for _, role := range out.Roles {
 			name := deref(role.RoleName)
-			if done[name] || !strings.HasPrefix(deref(role.Path), ManagedPathPrefix) {
+			if done[name] || !strings.HasPrefix(deref(role.Path), cfg.RolePath) {
 				continue
 			}
 			done[name] = true
@@ -833,13 +859,13 @@ func (r *run) readPolicies(ctx context.Context, role string) (rolePolicies, erro
 		}
 		doc, err := DecodePolicyDocument(deref(out.PolicyDocument))
 		if err != nil {
-			if name == PolicyName {
-				rp.notes = append(rp.notes, fmt.Sprintf("the current %s policy cannot be read (%v): it will be replaced", PolicyName, err))
+			if name == r.l.cfg.PolicyName {
+				rp.notes = append(rp.notes, fmt.Sprintf("the current %s policy cannot be read (%v): it will be replaced", name, err))
 				continue
 			}
 			return rp, fmt.Errorf("locker: inline policy %s of role %s: %w", name, role, err)
 		}
-		if name == PolicyName {
+		if name == r.l.cfg.PolicyName {
 			rp.current = doc
 			continue
 		}
@@ -847,7 +873,7 @@ func (r *run) readPolicies(ctx context.Context, role string) (rolePolicies, erro
 		if looksLikeLock(doc) {
 			rp.notes = append(rp.notes, fmt.Sprintf(
 				"inline policy %s also carries lock statements; the locker does not maintain it, so its addresses can go stale and deny the instances: name the construct's lock %q",
-				name, PolicyName))
+				name, r.l.cfg.PolicyName))
 		}
 	}
 	return rp, nil
@@ -946,7 +972,7 @@ func (r *run) write(ctx context.Context, role string, cands []candidate, current
 		}
 		err := r.call(ctx, "iam:PutRolePolicy", true, func(ctx context.Context) error {
 			_, err := r.l.cfg.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
-				RoleName: aws.String(role), PolicyName: aws.String(PolicyName), PolicyDocument: aws.String(string(c.doc)),
+				RoleName: aws.String(role), PolicyName: aws.String(r.l.cfg.PolicyName), PolicyDocument: aws.String(string(c.doc)),
 			})
 			return err
 		})

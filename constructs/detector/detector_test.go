@@ -1,0 +1,170 @@
+package detector_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/detector"
+	"github.com/defenders-cdk/defenders/internal/iameval"
+	"github.com/defenders-cdk/defenders/test/cdktest"
+)
+
+func synth(t *testing.T, props *detector.Props) map[string]any {
+	t.Helper()
+	code := t.TempDir()
+	os.WriteFile(filepath.Join(code, "bootstrap"), []byte("stand-in"), 0o755)
+	app := cdktest.NewApp(t, nil)
+	var asm *cdktest.Assembly
+	cdktest.NoPanic(t, func() {
+		st := awscdk.NewStack(app, jsii.String("det"), &awscdk.StackProps{Env: &awscdk.Environment{
+			Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
+		p := *props
+		p.Code = awslambda.Code_FromAsset(jsii.String(code), nil)
+		if _, err := detector.New(st, "detector", &p); err != nil {
+			t.Fatal(err)
+		}
+		asm = cdktest.Synth(t, app)
+	})
+	return asm.Templates["det"]
+}
+
+func one(t *testing.T, tpl map[string]any, typ string) (string, map[string]any) {
+	t.Helper()
+	rs := cdktest.Resources(tpl, typ)
+	if len(rs) != 1 {
+		t.Fatalf("want one %s, got %v", typ, cdktest.Keys(rs))
+	}
+	for id, r := range rs {
+		return id, cdktest.Props(r)
+	}
+	return "", nil
+}
+
+func TestDetectorWiring(t *testing.T) {
+	tpl := synth(t, &detector.Props{AlertEmail: "secops@example.com", TrailLogGroupName: "aws-cloudtrail-logs"})
+	_, fn := one(t, tpl, "AWS::Lambda::Function")
+	t.Run("the function is arm64 provided.al2023 with reserved concurrency and a DLQ", func(t *testing.T) {
+		if fn["Runtime"] != "provided.al2023" || fn["Handler"] != "bootstrap" {
+			t.Errorf("runtime %v handler %v", fn["Runtime"], fn["Handler"])
+		}
+		if a, _ := json.Marshal(fn["Architectures"]); string(a) != `["arm64"]` {
+			t.Errorf("architectures %s", a)
+		}
+		if fn["ReservedConcurrentExecutions"] != 5.0 {
+			t.Errorf("reserved concurrency %v", fn["ReservedConcurrentExecutions"])
+		}
+		if fn["DeadLetterConfig"] == nil {
+			t.Errorf("no dead-letter config")
+		}
+	})
+	t.Run("the EventBridge rule only passes instance-role calls not made by AWS services", func(t *testing.T) {
+		_, rule := one(t, tpl, "AWS::Events::Rule")
+		p, _ := json.Marshal(rule["EventPattern"])
+		for _, want := range []string{`"detail-type":["AWS API Call via CloudTrail"]`, `{"wildcard":"*:i-*"}`, `"invokedBy":[{"exists":false}]`, `"type":["AssumedRole"]`} {
+			if !strings.Contains(string(p), want) {
+				t.Errorf("pattern %s lacks %s", p, want)
+			}
+		}
+	})
+	t.Run("the log subscription filters as early as the source allows", func(t *testing.T) {
+		_, sub := one(t, tpl, "AWS::Logs::SubscriptionFilter")
+		if sub["FilterPattern"] != detector.SubscriptionFilterPattern || sub["LogGroupName"] != "aws-cloudtrail-logs" {
+			t.Errorf("subscription %v", sub)
+		}
+	})
+	t.Run("alerts are encrypted, TLS-only and e-mailed", func(t *testing.T) {
+		_, topic := one(t, tpl, "AWS::SNS::Topic")
+		if topic["KmsMasterKeyId"] == nil {
+			t.Errorf("topic not encrypted")
+		}
+		_, sub := one(t, tpl, "AWS::SNS::Subscription")
+		if sub["Protocol"] != "email" || sub["Endpoint"] != "secops@example.com" {
+			t.Errorf("subscription %v", sub)
+		}
+		_, key := one(t, tpl, "AWS::KMS::Key")
+		if key["EnableKeyRotation"] != true {
+			t.Errorf("key rotation off")
+		}
+	})
+	t.Run("errors and dead letters raise alarms", func(t *testing.T) {
+		if n := len(cdktest.Resources(tpl, "AWS::CloudWatch::Alarm")); n != 2 {
+			t.Errorf("%d alarms, want 2", n)
+		}
+	})
+}
+
+// TestDetectorRoleIsLeastPrivilege evaluates the synthesized role with the IAM evaluator.
+func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
+	tpl := synth(t, &detector.Props{})
+	values := map[string]any{`{"Ref":"AWS::Partition"}`: "aws"}
+	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
+	values[`{"Ref":"`+topicID+`"}`] = "arn:aws:sns:us-east-1:111122223333:alerts"
+	for id := range cdktest.Resources(tpl, "AWS::SQS::Queue") {
+		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:sqs:us-east-1:111122223333:dlq"
+	}
+	for id := range cdktest.Resources(tpl, "AWS::Logs::LogGroup") {
+		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:logs:us-east-1:111122223333:log-group:det:*"
+	}
+	for id := range cdktest.Resources(tpl, "AWS::KMS::Key") {
+		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	}
+	var docs []iameval.Policy
+	for id, p := range cdktest.Resources(tpl, "AWS::IAM::Policy") {
+		doc, err := json.Marshal(cdktest.Substitute(t, cdktest.Props(p)["PolicyDocument"], values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, iameval.Policy{Name: id, Document: doc})
+	}
+	cases := []struct{ action, resource, want string }{
+		{"ec2:DescribeInstances", "*", iameval.Allowed},
+		{"ec2:DescribeNatGateways", "*", iameval.Allowed},
+		{"sns:Publish", "arn:aws:sns:us-east-1:111122223333:alerts", iameval.Allowed},
+		{"sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:dlq", iameval.Allowed},
+		{"sns:Publish", "arn:aws:sns:us-east-1:111122223333:someone-elses-topic", iameval.ImplicitlyDenied},
+		{"sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:other", iameval.ImplicitlyDenied},
+		{"ec2:TerminateInstances", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", iameval.ImplicitlyDenied},
+		{"iam:PutRolePolicy", "arn:aws:iam::111122223333:role/anything", iameval.ImplicitlyDenied},
+		{"cloudtrail:StopLogging", "arn:aws:cloudtrail:us-east-1:111122223333:trail/main", iameval.ImplicitlyDenied},
+		{"sns:DeleteTopic", "arn:aws:sns:us-east-1:111122223333:alerts", iameval.ImplicitlyDenied},
+	}
+	var reqs []iameval.Request
+	for _, c := range cases {
+		reqs = append(reqs, iameval.Request{Name: c.action + " on " + c.resource,
+			Principal: "arn:aws:sts::111122223333:assumed-role/detector/fn", Action: c.action, Resource: c.resource,
+			Context: map[string]any{}, IdentityPolicies: docs})
+	}
+	res, err := iameval.Evaluate(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Decision != cases[i].want {
+			t.Errorf("%s: %s, want %s", r.Name, r.Decision, cases[i].want)
+		}
+	}
+}
+
+func TestDetectorPropsAreValidated(t *testing.T) {
+	for _, c := range []struct {
+		p    detector.Props
+		want string
+	}{
+		{detector.Props{AlertEmail: "not-an-address"}, "AlertEmail"},
+		{detector.Props{AlertEmail: "a@b.com, evil@x.com"}, "AlertEmail"},
+		{detector.Props{TrailLogGroupName: "bad name*"}, "TrailLogGroupName"},
+		{detector.Props{ReservedConcurrency: -1}, "ReservedConcurrency"},
+	} {
+		if err := c.p.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err = %v, want one naming %s", c.p, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,515 @@
+// Package ec2inventory is the detector's EC2 inventory: it implements
+// detect.Inventory and detect.BulkInventory over the EC2 API.
+//
+// An instance is described with DescribeInstances and an "instance-id"
+// filter, never with the InstanceIds parameter: InstanceIds fails the whole
+// call (InvalidInstanceID.NotFound) when one id is unknown, while a filter
+// simply leaves unknown ids out of the answer, which is exactly "not found"
+// for the ids concerned and lets one call serve up to 200 ids.
+//
+// From each instance it collects every address the instance may call AWS
+// from or be seen with: the public IPv4 address (and carrier or
+// customer-owned address) of every network interface association, Elastic
+// IPs included (an Elastic IP is an association), on the primary and the
+// secondary private addresses; every IPv6 address; every private address;
+// delegated IPv4 and IPv6 prefixes; and the VPC id.
+//
+// What depends on the VPC rather than on the instance, the public addresses
+// of the VPC's available NAT gateways (DescribeNatGateways) and the ids of
+// its VPC endpoints (DescribeVpcEndpoints), is fetched with vpc-id filters
+// for all the VPCs of a batch at once and cached per VPC with the same TTL
+// as the instances (which detect.CachedInventory caches in front of this
+// package).
+//
+// A terminated instance is reported as not found: it has no addresses any
+// more, and detect reports such a record as InstanceMissing (MEDIUM)
+// rather than BadSource (HIGH).
+package ec2inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/defenders-cdk/defenders/internal/detect"
+)
+
+// API is the part of the EC2 client the inventory uses. *ec2.Client
+// implements it.
+type API interface {
+	// DescribeInstances is ec2.Client.DescribeInstances.
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	// DescribeNatGateways is ec2.Client.DescribeNatGateways.
+	DescribeNatGateways(ctx context.Context, in *ec2.DescribeNatGatewaysInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error)
+	// DescribeVpcEndpoints is ec2.Client.DescribeVpcEndpoints.
+	DescribeVpcEndpoints(ctx context.Context, in *ec2.DescribeVpcEndpointsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error)
+}
+
+var _ API = (*ec2.Client)(nil)
+
+// Limits of one EC2 call.
+const (
+	// MaxFilterValues is the number of values EC2 accepts in one filter.
+	MaxFilterValues = 200
+	// MaxPages bounds the pages followed for one call, so that a service
+	// that keeps returning a NextToken cannot loop forever.
+	MaxPages = 100
+)
+
+// Defaults; see Options.
+const (
+	DefaultVPCTTL      = detect.DefaultCacheTTL
+	DefaultMaxStale    = detect.DefaultMaxStale
+	DefaultMaxVPCs     = 1000
+	DefaultCallTimeout = 10 * time.Second
+)
+
+// Options configures an Inventory. Zero fields take the defaults.
+type Options struct {
+	// VPCTTL is how long a VPC's NAT gateways and endpoints are cached
+	// (DefaultVPCTTL; the detector passes its inventory TTL).
+	VPCTTL time.Duration
+	// MaxStale is how old cached VPC data may be and still be used when
+	// refreshing it fails (DefaultMaxStale).
+	MaxStale time.Duration
+	// MaxVPCs bounds the VPC cache (DefaultMaxVPCs).
+	MaxVPCs int
+	// CallTimeout bounds each EC2 call, retries included
+	// (DefaultCallTimeout).
+	CallTimeout time.Duration
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Stats counts the EC2 calls an Inventory made.
+type Stats struct {
+	DescribeInstances    int // DescribeInstances calls (pages)
+	DescribeNatGateways  int // DescribeNatGateways calls (pages)
+	DescribeVpcEndpoints int // DescribeVpcEndpoints calls (pages)
+	VPCHits              int // VPCs answered from the cache
+	VPCStaleServed       int // VPCs answered with expired data because EC2 failed
+	Errors               int // failed EC2 calls
+}
+
+// Inventory looks instances up in EC2. It is safe for concurrent use. Wrap
+// it in a detect.CachedInventory: it caches VPC data but not instances.
+type Inventory struct {
+	api API
+	o   Options
+
+	mu    sync.Mutex
+	vpcs  map[string]*vpcEntry
+	stats Stats
+}
+
+var (
+	_ detect.Inventory     = (*Inventory)(nil)
+	_ detect.BulkInventory = (*Inventory)(nil)
+)
+
+// vpcEntry is what the inventory knows about one VPC.
+type vpcEntry struct {
+	natIPs    []netip.Addr // public addresses of its available NAT gateways
+	endpoints []string     // ids of its VPC endpoints
+	fetched   time.Time
+}
+
+// New returns an Inventory over api.
+func New(api API, o Options) *Inventory {
+	if o.VPCTTL <= 0 {
+		o.VPCTTL = DefaultVPCTTL
+	}
+	if o.MaxStale <= 0 {
+		o.MaxStale = DefaultMaxStale
+	}
+	o.MaxStale = max(o.MaxStale, o.VPCTTL)
+	if o.MaxVPCs <= 0 {
+		o.MaxVPCs = DefaultMaxVPCs
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Inventory{api: api, o: o, vpcs: make(map[string]*vpcEntry)}
+}
+
+// Stats returns a snapshot of the counters.
+func (inv *Inventory) Stats() Stats {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.stats
+}
+
+// Lookup describes one instance. found is false, with a nil error, when EC2
+// does not know the instance or it is terminated.
+func (inv *Inventory) Lookup(ctx context.Context, instanceID string) (detect.Instance, bool, error) {
+	m, err := inv.LookupMany(ctx, []string{instanceID})
+	if err != nil {
+		return detect.Instance{}, false, err
+	}
+	in, ok := m[instanceID]
+	return in, ok, nil
+}
+
+// LookupMany describes instances with as few calls as possible: one
+// DescribeInstances per MaxFilterValues ids, then one DescribeNatGateways
+// and one DescribeVpcEndpoints for all the VPCs not in the VPC cache. Ids
+// absent from the map are unknown (or terminated). An error means nothing
+// could be decided: no partial answer is returned, since an instance
+// without its VPC's NAT addresses would raise false alarms.
+func (inv *Inventory) LookupMany(ctx context.Context, instanceIDs []string) (map[string]detect.Instance, error) {
+	out := make(map[string]detect.Instance, len(instanceIDs))
+	ids := uniq(instanceIDs)
+	for chunk := range slices.Chunk(ids, MaxFilterValues) {
+		if err := inv.describeInstances(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	var vpcIDs []string
+	for _, in := range out {
+		if in.VpcID != "" {
+			vpcIDs = append(vpcIDs, in.VpcID)
+		}
+	}
+	vpcs, err := inv.vpcInfo(ctx, uniq(vpcIDs))
+	if err != nil {
+		return nil, err
+	}
+	for id, in := range out {
+		if e := vpcs[in.VpcID]; e != nil {
+			in.NATIPs, in.VPCEndpointIDs = e.natIPs, e.endpoints
+			out[id] = in
+		}
+	}
+	return out, nil
+}
+
+// describeInstances adds the instances among ids (at most MaxFilterValues)
+// to out.
+func (inv *Inventory) describeInstances(ctx context.Context, ids []string, out map[string]detect.Instance) error {
+	asked := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		asked[id] = true
+	}
+	in := &ec2.DescribeInstancesInput{
+		Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: ids}},
+		MaxResults: aws.Int32(1000),
+	}
+	for page := 0; ; page++ {
+		if page == MaxPages {
+			return fmt.Errorf("ec2inventory: DescribeInstances: more than %d pages", MaxPages)
+		}
+		res, err := call(ctx, inv, &inv.stats.DescribeInstances, func(ctx context.Context) (*ec2.DescribeInstancesOutput, error) {
+			return inv.api.DescribeInstances(ctx, in)
+		})
+		if err != nil {
+			return fmt.Errorf("ec2inventory: DescribeInstances of %d instances (%s...): %w", len(ids), ids[0], err)
+		}
+		for _, r := range res.Reservations {
+			for i := range r.Instances {
+				inst := &r.Instances[i]
+				id := aws.ToString(inst.InstanceId)
+				if !asked[id] {
+					continue // not asked for: never trust a filter blindly
+				}
+				if inst.State != nil && inst.State.Name == types.InstanceStateNameTerminated {
+					continue
+				}
+				out[id] = convert(inst)
+			}
+		}
+		if aws.ToString(res.NextToken) == "" {
+			return nil
+		}
+		in.NextToken = res.NextToken
+	}
+}
+
+// errNoOutput reports a call that returned neither an output nor an error.
+var errNoOutput = errors.New("no output")
+
+// call runs one EC2 call with the call timeout, counting it and its
+// failure. A nil output without an error is an error.
+func call[T any](ctx context.Context, inv *Inventory, counter *int, f func(context.Context) (*T, error)) (*T, error) {
+	ctx, cancel := context.WithTimeout(ctx, inv.o.CallTimeout)
+	defer cancel()
+	inv.mu.Lock()
+	*counter++
+	inv.mu.Unlock()
+	res, err := f(ctx)
+	if err == nil && res == nil {
+		err = errNoOutput
+	}
+	if err != nil {
+		inv.mu.Lock()
+		inv.stats.Errors++
+		inv.mu.Unlock()
+		return nil, err
+	}
+	return res, nil
+}
+
+// convert extracts the addresses of an instance.
+func convert(inst *types.Instance) detect.Instance {
+	in := detect.Instance{
+		ID:    aws.ToString(inst.InstanceId),
+		VpcID: aws.ToString(inst.VpcId),
+	}
+	addPublic(&in, inst.PublicIpAddress)
+	addPublic(&in, inst.Ipv6Address)
+	addPrivate(&in, inst.PrivateIpAddress)
+	for i := range inst.NetworkInterfaces {
+		ni := &inst.NetworkInterfaces[i]
+		if in.VpcID == "" {
+			in.VpcID = aws.ToString(ni.VpcId)
+		}
+		addAssociation(&in, ni.Association)
+		addPrivate(&in, ni.PrivateIpAddress)
+		for j := range ni.PrivateIpAddresses {
+			p := &ni.PrivateIpAddresses[j]
+			addPrivate(&in, p.PrivateIpAddress)
+			addAssociation(&in, p.Association)
+		}
+		for _, v6 := range ni.Ipv6Addresses {
+			addPublic(&in, v6.Ipv6Address)
+		}
+		for _, p := range ni.Ipv4Prefixes {
+			addPrefix(&in, p.Ipv4Prefix)
+		}
+		for _, p := range ni.Ipv6Prefixes {
+			addPrefix(&in, p.Ipv6Prefix)
+		}
+	}
+	return in
+}
+
+// parse parses an address; ok is false for a missing or invalid one.
+func parse(s *string) (netip.Addr, bool) {
+	if s == nil || *s == "" {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(*s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// addPublic adds a public address (once).
+func addPublic(in *detect.Instance, s *string) {
+	if a, ok := parse(s); ok && !slices.Contains(in.PublicIPs, a) {
+		in.PublicIPs = append(in.PublicIPs, a)
+	}
+}
+
+// addPrivate adds a private address (once).
+func addPrivate(in *detect.Instance, s *string) {
+	if a, ok := parse(s); ok && !slices.Contains(in.PrivateIPs, a) {
+		in.PrivateIPs = append(in.PrivateIPs, a)
+	}
+}
+
+// addAssociation adds the addresses of a network interface association:
+// the public IPv4 address or Elastic IP, and the carrier (Wavelength) or
+// customer-owned (Outposts) address.
+func addAssociation(in *detect.Instance, as *types.InstanceNetworkInterfaceAssociation) {
+	if as == nil {
+		return
+	}
+	addPublic(in, as.PublicIp)
+	addPublic(in, as.CarrierIp)
+	addPublic(in, as.CustomerOwnedIp)
+}
+
+// addPrefix adds a delegated prefix (once).
+func addPrefix(in *detect.Instance, s *string) {
+	if s == nil {
+		return
+	}
+	p, err := netip.ParsePrefix(*s)
+	if err != nil {
+		return
+	}
+	if p = p.Masked(); !slices.Contains(in.PrivatePrefixes, p) {
+		in.PrivatePrefixes = append(in.PrivatePrefixes, p)
+	}
+}
+
+// vpcInfo returns the VPC data of vpcIDs, from the cache when fresh and
+// from EC2 otherwise. When EC2 fails, entries younger than MaxStale are
+// used; if any VPC has none, the error is returned.
+func (inv *Inventory) vpcInfo(ctx context.Context, vpcIDs []string) (map[string]*vpcEntry, error) {
+	out := make(map[string]*vpcEntry, len(vpcIDs))
+	var missing []string
+	now := inv.o.Now()
+	inv.mu.Lock()
+	for _, id := range vpcIDs {
+		if e, ok := inv.vpcs[id]; ok && now.Sub(e.fetched) < inv.o.VPCTTL {
+			out[id] = e
+			inv.stats.VPCHits++
+			continue
+		}
+		missing = append(missing, id)
+	}
+	inv.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	fresh, err := inv.describeVPCs(ctx, missing)
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if err != nil {
+		for _, id := range missing {
+			e, ok := inv.vpcs[id]
+			if !ok || now.Sub(e.fetched) > inv.o.MaxStale {
+				return nil, err
+			}
+			out[id] = e
+		}
+		inv.stats.VPCStaleServed += len(missing)
+		return out, nil
+	}
+	fetched := inv.o.Now()
+	for _, id := range missing {
+		e := fresh[id]
+		e.fetched = fetched
+		inv.vpcs[id] = e
+		out[id] = e
+	}
+	inv.evict(fetched)
+	return out, nil
+}
+
+// evict keeps the VPC cache within MaxVPCs: expired entries go first, then
+// the oldest. Called with inv.mu held.
+func (inv *Inventory) evict(now time.Time) {
+	if len(inv.vpcs) <= inv.o.MaxVPCs {
+		return
+	}
+	for id, e := range inv.vpcs {
+		if now.Sub(e.fetched) > inv.o.MaxStale {
+			delete(inv.vpcs, id)
+		}
+	}
+	for len(inv.vpcs) > inv.o.MaxVPCs {
+		var oldest string
+		var t time.Time
+		for id, e := range inv.vpcs {
+			if oldest == "" || e.fetched.Before(t) {
+				oldest, t = id, e.fetched
+			}
+		}
+		delete(inv.vpcs, oldest)
+	}
+}
+
+// describeVPCs fetches the NAT gateways and endpoints of vpcIDs. Every VPC
+// gets an entry, empty when it has neither.
+func (inv *Inventory) describeVPCs(ctx context.Context, vpcIDs []string) (map[string]*vpcEntry, error) {
+	out := make(map[string]*vpcEntry, len(vpcIDs))
+	for _, id := range vpcIDs {
+		out[id] = &vpcEntry{}
+	}
+	for chunk := range slices.Chunk(vpcIDs, MaxFilterValues) {
+		if err := inv.describeNATs(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+		if err := inv.describeEndpoints(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (inv *Inventory) describeNATs(ctx context.Context, vpcIDs []string, out map[string]*vpcEntry) error {
+	in := &ec2.DescribeNatGatewaysInput{
+		Filter: []types.Filter{
+			{Name: aws.String("vpc-id"), Values: vpcIDs},
+			{Name: aws.String("state"), Values: []string{string(types.NatGatewayStateAvailable)}},
+		},
+		MaxResults: aws.Int32(1000),
+	}
+	for page := 0; ; page++ {
+		if page == MaxPages {
+			return fmt.Errorf("ec2inventory: DescribeNatGateways: more than %d pages", MaxPages)
+		}
+		res, err := call(ctx, inv, &inv.stats.DescribeNatGateways, func(ctx context.Context) (*ec2.DescribeNatGatewaysOutput, error) {
+			return inv.api.DescribeNatGateways(ctx, in)
+		})
+		if err != nil {
+			return fmt.Errorf("ec2inventory: DescribeNatGateways of %d VPCs (%s...): %w", len(vpcIDs), vpcIDs[0], err)
+		}
+		for _, ng := range res.NatGateways {
+			e := out[aws.ToString(ng.VpcId)]
+			if e == nil || ng.State != types.NatGatewayStateAvailable {
+				continue
+			}
+			for _, ad := range ng.NatGatewayAddresses {
+				if a, ok := parse(ad.PublicIp); ok && !slices.Contains(e.natIPs, a) {
+					e.natIPs = append(e.natIPs, a)
+				}
+			}
+		}
+		if aws.ToString(res.NextToken) == "" {
+			return nil
+		}
+		in.NextToken = res.NextToken
+	}
+}
+
+// describeEndpoints collects the endpoints of vpcIDs in every state: an
+// endpoint id is globally unique and pins a call to the VPC it belongs to,
+// and CloudTrail's delay can deliver calls made through an endpoint that
+// has since been deleted.
+func (inv *Inventory) describeEndpoints(ctx context.Context, vpcIDs []string, out map[string]*vpcEntry) error {
+	in := &ec2.DescribeVpcEndpointsInput{
+		Filters:    []types.Filter{{Name: aws.String("vpc-id"), Values: vpcIDs}},
+		MaxResults: aws.Int32(1000),
+	}
+	for page := 0; ; page++ {
+		if page == MaxPages {
+			return fmt.Errorf("ec2inventory: DescribeVpcEndpoints: more than %d pages", MaxPages)
+		}
+		res, err := call(ctx, inv, &inv.stats.DescribeVpcEndpoints, func(ctx context.Context) (*ec2.DescribeVpcEndpointsOutput, error) {
+			return inv.api.DescribeVpcEndpoints(ctx, in)
+		})
+		if err != nil {
+			return fmt.Errorf("ec2inventory: DescribeVpcEndpoints of %d VPCs (%s...): %w", len(vpcIDs), vpcIDs[0], err)
+		}
+		for _, ep := range res.VpcEndpoints {
+			e := out[aws.ToString(ep.VpcId)]
+			id := aws.ToString(ep.VpcEndpointId)
+			if e != nil && id != "" && !slices.Contains(e.endpoints, id) {
+				e.endpoints = append(e.endpoints, id)
+			}
+		}
+		if aws.ToString(res.NextToken) == "" {
+			return nil
+		}
+		in.NextToken = res.NextToken
+	}
+}
+
+// uniq returns ids without duplicates and empty strings, in order.
+func uniq(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; dup || id == "" {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}

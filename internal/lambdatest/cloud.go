@@ -1,0 +1,624 @@
+package lambdatest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Account is the account id of a Cloud.
+const Account = "111122223333"
+
+// Credentials that Cloud's AssumeRole hands out.
+const (
+	// SessionAccessKeyID is the access key of every AssumeRole answer.
+	SessionAccessKeyID = "ASIASTSFAKESESSION01"
+	// SessionSecretAccessKey is its secret.
+	SessionSecretAccessKey = "lambdatest/assumed/000000000000000000000"
+	// SessionToken is its session token.
+	SessionToken = "lambdatest-assumed-session-token"
+)
+
+// maxRolePolicySize is IAM's quota on a role's inline policies, summed,
+// whitespace not counted.
+const maxRolePolicySize = 10240
+
+// Instance is an EC2 instance of a Cloud.
+type Instance struct {
+	// ID is the instance id (i- followed by hex).
+	ID string
+	// State is the state name: pending, running, stopping, stopped,
+	// shutting-down or terminated.
+	State string
+	// VPC is the VPC id.
+	VPC string
+	// PrivateIP is the primary private IPv4 address.
+	PrivateIP string
+	// PublicIP is the public IPv4 address ("" for none).
+	PublicIP string
+	// IPv6 are the IPv6 addresses of the primary network interface.
+	IPv6 []string
+	// Profile is the name of the instance profile ("" for none).
+	Profile string
+}
+
+// Role is an IAM role of a Cloud.
+type Role struct {
+	// Name is the role name.
+	Name string
+	// Path is the IAM path ("/" or "/a/b/").
+	Path string
+	// Policies maps inline policy names to JSON documents.
+	Policies map[string]string
+}
+
+// InstanceProfile is an IAM instance profile of a Cloud.
+type InstanceProfile struct {
+	// Name is the profile name.
+	Name string
+	// Path is the IAM path.
+	Path string
+	// Roles are the names of the profile's roles (at most one in AWS).
+	Roles []string
+}
+
+// Cloud is a small stateful AWS account behind fake EC2, IAM and STS
+// endpoints: instances with addresses, VPCs and instance profiles; roles
+// with paths and inline policies. Its handlers implement what a locker or
+// detector needs of DescribeInstances, GetInstanceProfile, GetRole,
+// ListRoles, ListInstanceProfilesForRole, ListRolePolicies, GetRolePolicy,
+// PutRolePolicy, DeleteRolePolicy, GetCallerIdentity and AssumeRole, with
+// the real errors (NoSuchEntity, InvalidInstanceID.NotFound,
+// MalformedPolicyDocument, LimitExceeded, AccessDenied).
+type Cloud struct {
+	// EC2, IAM and STS are the endpoints; use them to inject faults and
+	// read the calls.
+	EC2, IAM, STS *Service
+
+	mu        sync.Mutex
+	instances map[string]*Instance
+	roles     map[string]*Role
+	profiles  map[string]*InstanceProfile
+	writable  []string
+	pageSize  int
+}
+
+// NewCloud starts an empty Cloud.
+func NewCloud(t testing.TB) *Cloud {
+	t.Helper()
+	c := &Cloud{
+		EC2:       NewService(t, "ec2", ProtocolEC2, NamespaceEC2),
+		IAM:       NewService(t, "iam", ProtocolQuery, NamespaceIAM),
+		STS:       NewService(t, "sts", ProtocolQuery, NamespaceSTS),
+		instances: map[string]*Instance{},
+		roles:     map[string]*Role{},
+		profiles:  map[string]*InstanceProfile{},
+	}
+	c.EC2.Handle("DescribeInstances", c.describeInstances)
+	c.IAM.Handle("GetInstanceProfile", c.getInstanceProfile)
+	c.IAM.Handle("GetRole", c.getRole)
+	c.IAM.Handle("ListRoles", c.listRoles)
+	c.IAM.Handle("ListInstanceProfilesForRole", c.listInstanceProfilesForRole)
+	c.IAM.Handle("ListRolePolicies", c.listRolePolicies)
+	c.IAM.Handle("GetRolePolicy", c.getRolePolicy)
+	c.IAM.Handle("PutRolePolicy", c.putRolePolicy)
+	c.IAM.Handle("DeleteRolePolicy", c.deleteRolePolicy)
+	c.STS.Handle("GetCallerIdentity", c.getCallerIdentity)
+	c.STS.Handle("AssumeRole", c.assumeRole)
+	return c
+}
+
+// Env returns the variables that point the AWS SDK at the Cloud.
+func (c *Cloud) Env() map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL_EC2": c.EC2.URL,
+		"AWS_ENDPOINT_URL_IAM": c.IAM.URL,
+		"AWS_ENDPOINT_URL_STS": c.STS.URL,
+	}
+}
+
+// RoleARN returns the ARN of a role at path.
+func RoleARN(path, name string) string {
+	return "arn:aws:iam::" + Account + ":role" + path + name
+}
+
+// InstanceProfileARN returns the ARN of an instance profile at path.
+func InstanceProfileARN(path, name string) string {
+	return "arn:aws:iam::" + Account + ":instance-profile" + path + name
+}
+
+// LimitWrites makes PutRolePolicy and DeleteRolePolicy answer AccessDenied
+// for roles whose path does not start with one of prefixes, like an IAM
+// policy on arn:aws:iam::ACCOUNT:role/PREFIX*. No call means no limit.
+func (c *Cloud) LimitWrites(prefixes ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writable = slices.Clone(prefixes)
+}
+
+// SetPageSize makes DescribeInstances answer at most n instances per page
+// (0: one page).
+func (c *Cloud) SetPageSize(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pageSize = n
+}
+
+// AddRole creates a role without policies.
+func (c *Cloud) AddRole(name, path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.roles[name] = &Role{Name: name, Path: path, Policies: map[string]string{}}
+}
+
+// AddInstanceProfile creates an instance profile holding roles.
+func (c *Cloud) AddInstanceProfile(name, path string, roles ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.profiles[name] = &InstanceProfile{Name: name, Path: path, Roles: slices.Clone(roles)}
+}
+
+// PutInstance creates or replaces an instance.
+func (c *Cloud) PutInstance(in Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := in
+	cp.IPv6 = slices.Clone(in.IPv6)
+	c.instances[in.ID] = &cp
+}
+
+// UpdateInstance changes an instance in place (a stop, a start, a new
+// address) and reports whether it exists.
+func (c *Cloud) UpdateInstance(id string, change func(*Instance)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, ok := c.instances[id]
+	if ok {
+		change(in)
+	}
+	return ok
+}
+
+// DeleteInstance makes an instance unknown to EC2 (long after termination).
+func (c *Cloud) DeleteInstance(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.instances, id)
+}
+
+// SetRolePolicy writes an inline policy directly, as an administrator would.
+func (c *Cloud) SetRolePolicy(role, name, doc string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.roles[role]; ok {
+		r.Policies[name] = doc
+	}
+}
+
+// RolePolicy returns an inline policy of a role.
+func (c *Cloud) RolePolicy(role, name string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.roles[role]
+	if !ok {
+		return "", false
+	}
+	doc, ok := r.Policies[name]
+	return doc, ok
+}
+
+// describeInstances implements ec2:DescribeInstances with InstanceId.N,
+// the filters instance-id, instance-state-name, iam-instance-profile.arn
+// and vpc-id, and paging (see SetPageSize).
+func (c *Cloud) describeInstances(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := req.List("InstanceId")
+	for _, id := range ids {
+		if _, ok := c.instances[id]; !ok {
+			return "", Errorf(http.StatusBadRequest, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		}
+	}
+	type filter struct {
+		name   string
+		values []string
+	}
+	var filters []filter
+	for i := 1; ; i++ {
+		p := "Filter." + strconv.Itoa(i)
+		if !req.Form.Has(p + ".Name") {
+			break
+		}
+		f := filter{name: req.Get(p + ".Name"), values: req.List(p + ".Value")}
+		switch f.name {
+		case "instance-id", "instance-state-name", "iam-instance-profile.arn", "vpc-id":
+		default:
+			return "", Errorf(http.StatusBadRequest, "InvalidParameterValue", "The filter '%s' is invalid", f.name)
+		}
+		filters = append(filters, f)
+	}
+	var match []*Instance
+	for _, in := range c.instances {
+		if len(ids) > 0 && !slices.Contains(ids, in.ID) {
+			continue
+		}
+		ok := true
+		for _, f := range filters {
+			var v string
+			switch f.name {
+			case "instance-id":
+				v = in.ID
+			case "instance-state-name":
+				v = in.State
+			case "iam-instance-profile.arn":
+				if p := c.profiles[in.Profile]; p != nil {
+					v = InstanceProfileARN(p.Path, p.Name)
+				}
+			case "vpc-id":
+				v = in.VPC
+			}
+			if !slices.Contains(f.values, v) {
+				ok = false
+			}
+		}
+		if ok {
+			match = append(match, in)
+		}
+	}
+	slices.SortFunc(match, func(a, b *Instance) int { return strings.Compare(a.ID, b.ID) })
+	start := 0
+	if tok := req.Get("NextToken"); tok != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
+		if err != nil || n < 0 || n > len(match) {
+			return "", Errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid NextToken %q", tok)
+		}
+		start = n
+	}
+	end := len(match)
+	if c.pageSize > 0 && start+c.pageSize < end && len(ids) == 0 {
+		end = start + c.pageSize
+	}
+	var b strings.Builder
+	b.WriteString("<reservationSet>")
+	for _, in := range match[start:end] {
+		fmt.Fprintf(&b, "<item><reservationId>r-%s</reservationId><ownerId>%s</ownerId><instancesSet>%s</instancesSet></item>",
+			strings.TrimPrefix(in.ID, "i-"), Account, c.instanceXML(in))
+	}
+	b.WriteString("</reservationSet>")
+	if end < len(match) {
+		fmt.Fprintf(&b, "<nextToken>page-%d</nextToken>", end)
+	}
+	return b.String(), nil
+}
+
+// stateCodes are EC2's instance state codes.
+var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+
+// instanceXML renders one instance as DescribeInstances does, with its
+// public address both on the instance and on its primary interface.
+func (c *Cloud) instanceXML(in *Instance) string {
+	var b strings.Builder
+	b.WriteString("<item>")
+	fmt.Fprintf(&b, "<instanceId>%s</instanceId><imageId>ami-0123456789abcdef0</imageId>", XMLText(in.ID))
+	fmt.Fprintf(&b, "<instanceState><code>%d</code><name>%s</name></instanceState>", stateCodes[in.State], XMLText(in.State))
+	b.WriteString("<instanceType>t4g.micro</instanceType><launchTime>2026-01-01T00:00:00.000Z</launchTime>")
+	if in.PrivateIP != "" {
+		fmt.Fprintf(&b, "<privateIpAddress>%s</privateIpAddress>", XMLText(in.PrivateIP))
+	}
+	if in.PublicIP != "" {
+		fmt.Fprintf(&b, "<ipAddress>%s</ipAddress>", XMLText(in.PublicIP))
+	}
+	if len(in.IPv6) > 0 {
+		fmt.Fprintf(&b, "<ipv6Address>%s</ipv6Address>", XMLText(in.IPv6[0]))
+	}
+	if in.VPC != "" {
+		fmt.Fprintf(&b, "<vpcId>%s</vpcId><subnetId>subnet-0123456789abcdef0</subnetId>", XMLText(in.VPC))
+	}
+	if p := c.profiles[in.Profile]; p != nil {
+		fmt.Fprintf(&b, "<iamInstanceProfile><arn>%s</arn><id>AIPA%s</id></iamInstanceProfile>",
+			XMLText(InstanceProfileARN(p.Path, p.Name)), strings.ToUpper(strings.TrimPrefix(in.ID, "i-")))
+	}
+	if in.VPC != "" {
+		b.WriteString("<networkInterfaceSet><item>")
+		fmt.Fprintf(&b, "<networkInterfaceId>eni-%s</networkInterfaceId><vpcId>%s</vpcId><status>in-use</status>",
+			strings.TrimPrefix(in.ID, "i-"), XMLText(in.VPC))
+		if in.PublicIP != "" {
+			fmt.Fprintf(&b, "<association><publicIp>%s</publicIp><ipOwnerId>amazon</ipOwnerId></association>", XMLText(in.PublicIP))
+		}
+		if in.PrivateIP != "" {
+			fmt.Fprintf(&b, "<privateIpAddress>%s</privateIpAddress>", XMLText(in.PrivateIP))
+			fmt.Fprintf(&b, "<privateIpAddressesSet><item><privateIpAddress>%s</privateIpAddress><primary>true</primary>", XMLText(in.PrivateIP))
+			if in.PublicIP != "" {
+				fmt.Fprintf(&b, "<association><publicIp>%s</publicIp><ipOwnerId>amazon</ipOwnerId></association>", XMLText(in.PublicIP))
+			}
+			b.WriteString("</item></privateIpAddressesSet>")
+		}
+		if len(in.IPv6) > 0 {
+			b.WriteString("<ipv6AddressesSet>")
+			for _, a := range in.IPv6 {
+				fmt.Fprintf(&b, "<item><ipv6Address>%s</ipv6Address></item>", XMLText(a))
+			}
+			b.WriteString("</ipv6AddressesSet>")
+		}
+		b.WriteString("</item></networkInterfaceSet>")
+	}
+	b.WriteString("</item>")
+	return b.String()
+}
+
+// roleXML renders a role's fields (inside <Role> or <member>).
+func roleXML(r *Role) string {
+	return fmt.Sprintf("<Path>%s</Path><RoleName>%s</RoleName><RoleId>AROA%s</RoleId><Arn>%s</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate>"+
+		"<AssumeRolePolicyDocument>%s</AssumeRolePolicyDocument><MaxSessionDuration>3600</MaxSessionDuration>",
+		XMLText(r.Path), XMLText(r.Name), strings.ToUpper(hexName(r.Name)), XMLText(RoleARN(r.Path, r.Name)),
+		PercentEncode(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`))
+}
+
+// hexName is a stable id suffix for a name.
+func hexName(name string) string {
+	h := uint64(14695981039346656037)
+	for _, c := range []byte(name) {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return fmt.Sprintf("%016x", h)
+}
+
+// role returns a role or NoSuchEntity.
+func (c *Cloud) role(name string) (*Role, error) {
+	r, ok := c.roles[name]
+	if !ok {
+		return nil, Errorf(http.StatusNotFound, "NoSuchEntity", "The role with name %s cannot be found.", name)
+	}
+	return r, nil
+}
+
+func (c *Cloud) getInstanceProfile(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := req.Get("InstanceProfileName")
+	p, ok := c.profiles[name]
+	if !ok {
+		return "", Errorf(http.StatusNotFound, "NoSuchEntity", "Instance Profile %s cannot be found.", name)
+	}
+	return "<InstanceProfile>" + c.profileXML(p) + "</InstanceProfile>", nil
+}
+
+// profileXML renders an instance profile's fields with its roles.
+func (c *Cloud) profileXML(p *InstanceProfile) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<Path>%s</Path><InstanceProfileName>%s</InstanceProfileName><InstanceProfileId>AIPA%s</InstanceProfileId><Arn>%s</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate><Roles>",
+		XMLText(p.Path), XMLText(p.Name), strings.ToUpper(hexName(p.Name)), XMLText(InstanceProfileARN(p.Path, p.Name)))
+	for _, name := range p.Roles {
+		if r, ok := c.roles[name]; ok {
+			b.WriteString("<member>" + roleXML(r) + "</member>")
+		}
+	}
+	b.WriteString("</Roles>")
+	return b.String()
+}
+
+func (c *Cloud) getRole(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	return "<Role>" + roleXML(r) + "</Role>", nil
+}
+
+func (c *Cloud) listRoles(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prefix := req.Get("PathPrefix")
+	if prefix == "" {
+		prefix = "/"
+	}
+	names := make([]string, 0, len(c.roles))
+	for name, r := range c.roles {
+		if strings.HasPrefix(r.Path, prefix) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><Roles>")
+	for _, name := range names {
+		b.WriteString("<member>" + roleXML(c.roles[name]) + "</member>")
+	}
+	b.WriteString("</Roles>")
+	return b.String(), nil
+}
+
+func (c *Cloud) listInstanceProfilesForRole(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(c.profiles))
+	for name, p := range c.profiles {
+		if slices.Contains(p.Roles, r.Name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><InstanceProfiles>")
+	for _, name := range names {
+		b.WriteString("<member>" + c.profileXML(c.profiles[name]) + "</member>")
+	}
+	b.WriteString("</InstanceProfiles>")
+	return b.String(), nil
+}
+
+func (c *Cloud) listRolePolicies(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(r.Policies))
+	for name := range r.Policies {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><PolicyNames>")
+	for _, name := range names {
+		b.WriteString("<member>" + XMLText(name) + "</member>")
+	}
+	b.WriteString("</PolicyNames>")
+	return b.String(), nil
+}
+
+// getRolePolicy answers the document percent-encoded, as IAM does.
+func (c *Cloud) getRolePolicy(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	name := req.Get("PolicyName")
+	doc, ok := r.Policies[name]
+	if !ok {
+		return "", Errorf(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", name)
+	}
+	return fmt.Sprintf("<RoleName>%s</RoleName><PolicyName>%s</PolicyName><PolicyDocument>%s</PolicyDocument>",
+		XMLText(r.Name), XMLText(name), PercentEncode(doc)), nil
+}
+
+// mayWrite reports whether LimitWrites lets a role be written.
+func (c *Cloud) mayWrite(r *Role) bool {
+	if c.writable == nil {
+		return true
+	}
+	for _, p := range c.writable {
+		if strings.HasPrefix(r.Path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cloud) putRolePolicy(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	if !c.mayWrite(r) {
+		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:PutRolePolicy on resource: role %s", r.Name)
+	}
+	name, doc := req.Get("PolicyName"), req.Get("PolicyDocument")
+	if name == "" || doc == "" {
+		return "", Errorf(http.StatusBadRequest, "ValidationError", "PolicyName and PolicyDocument are required")
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		return "", Errorf(http.StatusBadRequest, "MalformedPolicyDocument", "Syntax errors in policy.")
+	}
+	total := policySize(doc)
+	for other, d := range r.Policies {
+		if other != name {
+			total += policySize(d)
+		}
+	}
+	if total > maxRolePolicySize {
+		return "", Errorf(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", maxRolePolicySize, r.Name)
+	}
+	r.Policies[name] = doc
+	return "", nil
+}
+
+func (c *Cloud) deleteRolePolicy(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	if !c.mayWrite(r) {
+		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:DeleteRolePolicy on resource: role %s", r.Name)
+	}
+	name := req.Get("PolicyName")
+	if _, ok := r.Policies[name]; !ok {
+		return "", Errorf(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", name)
+	}
+	delete(r.Policies, name)
+	return "", nil
+}
+
+// FunctionRoleARN is the role Cloud's STS says the caller is.
+const FunctionRoleARN = "arn:aws:iam::" + Account + ":role/lambdatest-function"
+
+func (c *Cloud) getCallerIdentity(req *Request) (string, error) {
+	return fmt.Sprintf("<Arn>arn:aws:sts::%s:assumed-role/lambdatest-function/lambdatest</Arn><UserId>AROAFAKE:lambdatest</UserId><Account>%s</Account>",
+		Account, Account), nil
+}
+
+// assumeRole hands out SessionAccessKeyID credentials for any role.
+func (c *Cloud) assumeRole(req *Request) (string, error) {
+	arn, session := req.Get("RoleArn"), req.Get("RoleSessionName")
+	if arn == "" || session == "" {
+		return "", Errorf(http.StatusBadRequest, "ValidationError", "RoleArn and RoleSessionName are required")
+	}
+	secs := 3600
+	if s := req.Get("DurationSeconds"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 900 || n > 43200 {
+			return "", Errorf(http.StatusBadRequest, "ValidationError", "DurationSeconds %q is out of range", s)
+		}
+		secs = n
+	}
+	if p := req.Get("Policy"); p != "" && !json.Valid([]byte(p)) {
+		return "", Errorf(http.StatusBadRequest, "MalformedPolicyDocument", "The session policy is not JSON")
+	}
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	exp := time.Now().Add(time.Duration(secs) * time.Second).UTC().Format(time.RFC3339)
+	return fmt.Sprintf("<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"+
+		"<AssumedRoleUser><AssumedRoleId>AROAFAKE:%s</AssumedRoleId><Arn>arn:aws:sts::%s:assumed-role/%s/%s</Arn></AssumedRoleUser><PackedPolicySize>10</PackedPolicySize>",
+		SessionAccessKeyID, SessionSecretAccessKey, SessionToken, exp, XMLText(session), Account, XMLText(name), XMLText(session)), nil
+}
+
+// PercentEncode encodes s as IAM encodes policy documents in its answers
+// (RFC 3986: everything but A-Z a-z 0-9 - _ . ~ is %XX).
+func PercentEncode(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if 'A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_' || ch == '.' || ch == '~' {
+			b.WriteByte(ch)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[ch>>4])
+		b.WriteByte(hexDigits[ch&15])
+	}
+	return b.String()
+}
+
+// policySize counts the characters IAM counts: the document without
+// whitespace outside strings (approximated by dropping all whitespace).
+func policySize(doc string) int {
+	n := 0
+	for _, r := range doc {
+		switch r {
+		case ' ', '\t', '\n', '\r':
+		default:
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/defenders-cdk/defenders/internal/detect"
+)
+
+// MetricsNamespace is the CloudWatch namespace of the detector's metrics
+// (constructs/detector.MetricsNamespace).
+const MetricsNamespace = "Defenders/Detector"
+
+// metrics are one invocation's figures, written as one CloudWatch embedded
+// metric format (EMF) record: CloudWatch Logs turns it into metrics, so
+// the function needs no cloudwatch:PutMetricData.
+type metrics struct {
+	Source           string  `json:"Source"`           // event shape (a property, not a dimension)
+	EventsSeen       int     `json:"EventsSeen"`       // CloudTrail records seen
+	InstanceSessions int     `json:"InstanceSessions"` // records made with instance credentials
+	Alerts           int     `json:"Alerts"`           // alerts raised (after deduplication)
+	Suppressed       int     `json:"Suppressed"`       // alerts suppressed as duplicates
+	Malformed        int     `json:"Malformed"`        // items (or whole payloads) that did not decode
+	Undecided        int     `json:"Undecided"`        // records left for a retry because the inventory failed
+	Published        int     `json:"Published"`        // alerts published to SNS
+	PublishFailures  int     `json:"PublishFailures"`  // alerts SNS did not take after the retries
+	DeadLettered     int     `json:"DeadLettered"`     // of those, alerts sent to the dead-letter queue
+	Undelivered      int     `json:"Undelivered"`      // alerts that reached neither (the invocation or record is retried)
+	DurationMs       float64 `json:"DurationMs"`       // handler time
+}
+
+// add takes the processor's figures.
+func (m *metrics) add(s detect.Stats) {
+	m.EventsSeen = s.Events
+	m.InstanceSessions = s.InstanceSessions
+	m.Alerts = s.Alerts
+	m.Suppressed = s.Suppressed
+	m.Malformed = s.Malformed
+	m.Undecided = s.Undecided
+}
+
+// emfMetric declares one metric of an EMF record.
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+// emfMetrics lists the metrics of every record.
+var emfMetrics = func() []emfMetric {
+	out := []emfMetric{}
+	for _, n := range []string{"EventsSeen", "InstanceSessions", "Alerts", "Suppressed", "Malformed", "Undecided",
+		"Published", "PublishFailures", "DeadLettered", "Undelivered"} {
+		out = append(out, emfMetric{Name: n, Unit: "Count"})
+	}
+	return append(out, emfMetric{Name: "DurationMs", Unit: "Milliseconds"})
+}()
+
+// emfDirective is an EMF metric directive.
+type emfDirective struct {
+	Namespace  string      `json:"Namespace"`
+	Dimensions [][]string  `json:"Dimensions"`
+	Metrics    []emfMetric `json:"Metrics"`
+}
+
+// emfRecord is the EMF envelope around metrics.
+type emfRecord struct {
+	AWS struct {
+		Timestamp         int64          `json:"Timestamp"`
+		CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
+	} `json:"_aws"`
+	RequestID string `json:"RequestId,omitempty"`
+	metrics
+}
+
+// emfLine renders m as one EMF line, without dimensions (one time series
+// per metric for the whole function, which is what the alarms use).
+func emfLine(m metrics, requestID string, now time.Time) []byte {
+	var r emfRecord
+	r.AWS.Timestamp = now.UnixMilli()
+	r.AWS.CloudWatchMetrics = []emfDirective{{Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: emfMetrics}}
+	r.RequestID = requestID
+	r.metrics = m
+	b, err := json.Marshal(&r)
+	if err != nil { // cannot happen: plain numbers and strings
+		return nil
+	}
+	return append(b, '\n')
+}
+
+// emit writes the invocation's EMF record to stdout.
+func (h *handler) emit(m metrics, requestID string) {
+	line := emfLine(m, requestID, h.clock())
+	if line == nil || h.out == nil {
+		return
+	}
+	h.outMu.Lock()
+	defer h.outMu.Unlock()
+	if _, err := h.out.Write(line); err != nil {
+		h.log.Error("write metrics", "error", err.Error())
+	}
+}
