@@ -184,16 +184,9 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	if props.AlertEmail != "" {
 		d.topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlertEmail), nil))
 	}
-	d.dlq = awssqs.NewQueue(d, jsii.String("DeadLetters"), &awssqs.QueueProps{
-		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
-		EnforceSSL:      jsii.Bool(true),
-		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
-	})
+	d.dlq = golambda.NewDeadLetterQueue(d, "DeadLetters")
 
-	logs := awslogs.NewLogGroup(d, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     awslogs.RetentionDays_ONE_MONTH,
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
+	logs := golambda.NewLogGroup(d, "Logs")
 	// The role is written out instead of using AWSLambdaBasicExecutionRole, so that every
 	// permission is scoped and explained.
 	role, lockEnv := golambda.NewRole(d, "Role", "Defenders detector: reads EC2 addresses, publishes alerts", props.Lockdown)
@@ -223,22 +216,12 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	for k, v := range lockEnv {
 		env[k] = v
 	}
-	d.fn = awslambda.NewFunction(d, jsii.String("Function"), &awslambda.FunctionProps{
-		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture:                 awslambda.Architecture_ARM_64(),
-		Handler:                      jsii.String("bootstrap"),
-		Code:                         code,
-		Role:                         role,
-		MemorySize:                   jsii.Number(256),
-		Timeout:                      awscdk.Duration_Seconds(jsii.Number(60)),
-		ReservedConcurrentExecutions: jsii.Number(float64(conc)),
-		LogGroup:                     logs,
-		LoggingFormat:                awslambda.LoggingFormat_JSON,
-		DeadLetterQueue:              d.dlq,
-		RetryAttempts:                jsii.Number(2),
-		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(6)),
-		Description:                  jsii.String("Defenders detector: alerts on instance credentials used from the wrong place"),
-		Environment:                  &env,
+	d.fn = golambda.NewFunction(d, "Function", &golambda.FunctionOptions{
+		Code: code, Role: role, Timeout: awscdk.Duration_Seconds(jsii.Number(60)),
+		ReservedConcurrency: conc, LogGroup: logs, DeadLetterQueue: d.dlq,
+		MaxEventAge: awscdk.Duration_Hours(jsii.Number(6)),
+		Description: "Defenders detector: alerts on instance credentials used from the wrong place",
+		Env:         env,
 	})
 
 	awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{
@@ -260,23 +243,11 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	}
 
 	alarmAction := awscloudwatchactions.NewSnsAction(d.topic)
-	errs := awscloudwatch.NewAlarm(d, jsii.String("Errors"), &awscloudwatch.AlarmProps{
-		AlarmDescription:   jsii.String("The Defenders detector failed: events may be waiting in the dead-letter queue"),
-		Metric:             d.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
+	errs := golambda.NewAlarm(d, "Errors", "The Defenders detector failed: events may be waiting in the dead-letter queue",
+		d.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	errs.AddAlarmAction(alarmAction)
-	dead := awscloudwatch.NewAlarm(d, jsii.String("DeadLetterAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription:   jsii.String("Alerts or CloudTrail events are in the Defenders dead-letter queue: read and replay them"),
-		Metric:             d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
+	dead := golambda.NewAlarm(d, "DeadLetterAlarm", "Alerts or CloudTrail events are in the Defenders dead-letter queue: read and replay them",
+		d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	dead.AddAlarmAction(alarmAction)
 	return d, nil
 }

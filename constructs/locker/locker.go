@@ -24,7 +24,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -139,13 +138,8 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	constructs.NewConstruct_Override(l, scope, jsii.String(id))
 	stack := awscdk.Stack_Of(l)
 
-	l.dlq = awssqs.NewQueue(l, jsii.String("DeadLetters"), &awssqs.QueueProps{
-		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true),
-		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
-	})
-	logs := awslogs.NewLogGroup(l, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention: awslogs.RetentionDays_ONE_MONTH, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
+	l.dlq = golambda.NewDeadLetterQueue(l, "DeadLetters")
+	logs := golambda.NewLogGroup(l, "Logs")
 	role, lockEnv := golambda.NewRole(l, "Role", "Defenders locker: rewrites the lock of roles under "+path, props.Lockdown)
 	managed := ManagedRoleArn(stack, path)
 	for _, st := range []*awsiam.PolicyStatementProps{
@@ -196,21 +190,11 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	for k, v := range lockEnv {
 		env[k] = v
 	}
-	l.fn = awslambda.NewFunction(l, jsii.String("Function"), &awslambda.FunctionProps{
-		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture:                 awslambda.Architecture_ARM_64(),
-		Handler:                      jsii.String("bootstrap"),
-		Code:                         code,
-		Role:                         role,
-		MemorySize:                   jsii.Number(256),
-		Timeout:                      awscdk.Duration_Minutes(jsii.Number(5)),
-		ReservedConcurrentExecutions: jsii.Number(float64(conc)),
-		LogGroup:                     logs,
-		LoggingFormat:                awslambda.LoggingFormat_JSON,
-		DeadLetterQueue:              l.dlq,
-		RetryAttempts:                jsii.Number(2),
-		Description:                  jsii.String("Defenders locker: keeps instance-role locks true when addresses change"),
-		Environment:                  &env,
+	l.fn = golambda.NewFunction(l, "Function", &golambda.FunctionOptions{
+		Code: code, Role: role, Timeout: awscdk.Duration_Minutes(jsii.Number(5)),
+		ReservedConcurrency: conc, LogGroup: logs, DeadLetterQueue: l.dlq,
+		Description: "Defenders locker: keeps instance-role locks true when addresses change",
+		Env:         env,
 	})
 	target := awseventstargets.NewLambdaFunction(l.fn, &awseventstargets.LambdaFunctionProps{
 		DeadLetterQueue: l.dlq, RetryAttempts: jsii.Number(4), MaxEventAge: awscdk.Duration_Hours(jsii.Number(1)),
@@ -231,30 +215,15 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	})
 
 	alarms := []awscloudwatch.Alarm{
-		awscloudwatch.NewAlarm(l, jsii.String("Errors"), &awscloudwatch.AlarmProps{
-			AlarmDescription: jsii.String("The Defenders locker failed: some locks may be stale"),
-			Metric:           l.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15))}),
-			Threshold:        jsii.Number(1), EvaluationPeriods: jsii.Number(1),
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		}),
-		awscloudwatch.NewAlarm(l, jsii.String("FallbackLocks"), &awscloudwatch.AlarmProps{
-			AlarmDescription: jsii.String("A role has too many addresses for its inline policy: the locker wrote a coarser lock"),
-			Metric: awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		golambda.NewAlarm(l, "Errors", "The Defenders locker failed: some locks may be stale",
+			l.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15))})),
+		golambda.NewAlarm(l, "FallbackLocks", "A role has too many addresses for its inline policy: the locker wrote a coarser lock",
+			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 				Namespace: jsii.String(MetricsNamespace), MetricName: jsii.String("FallbackLocks"),
 				Statistic: jsii.String("Sum"), Period: awscdk.Duration_Minutes(jsii.Number(15)),
-			}),
-			Threshold: jsii.Number(1), EvaluationPeriods: jsii.Number(1),
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		}),
-		awscloudwatch.NewAlarm(l, jsii.String("DeadLetterAlarm"), &awscloudwatch.AlarmProps{
-			AlarmDescription: jsii.String("Locker events are in the dead-letter queue"),
-			Metric:           l.dlq.MetricApproximateNumberOfMessagesVisible(nil),
-			Threshold:        jsii.Number(1), EvaluationPeriods: jsii.Number(1),
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		}),
+			})),
+		golambda.NewAlarm(l, "DeadLetterAlarm", "Locker events are in the dead-letter queue",
+			l.dlq.MetricApproximateNumberOfMessagesVisible(nil)),
 	}
 	if props.AlarmTopicArn != "" {
 		action := awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(l, jsii.String("AlarmTopic"), jsii.String(props.AlarmTopicArn)))
