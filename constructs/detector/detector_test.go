@@ -1,7 +1,6 @@
 package detector_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -116,41 +115,20 @@ func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
 	for id := range cdktest.Resources(tpl, "AWS::KMS::Key") {
 		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	}
-	var docs []iameval.Policy
-	for id, p := range cdktest.Resources(tpl, "AWS::IAM::Policy") {
-		doc, err := json.Marshal(cdktest.Substitute(t, cdktest.Props(p)["PolicyDocument"], values))
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, iameval.Policy{Name: id, Document: doc})
+	docs := cdktest.PolicyDocuments(t, tpl, values)
+	cases := []cdktest.Decision{
+		{Action: "ec2:DescribeInstances", Resource: "*", Want: iameval.Allowed},
+		{Action: "ec2:DescribeNatGateways", Resource: "*", Want: iameval.Allowed},
+		{Action: "sns:Publish", Resource: "arn:aws:sns:us-east-1:111122223333:alerts", Want: iameval.Allowed},
+		{Action: "sqs:SendMessage", Resource: "arn:aws:sqs:us-east-1:111122223333:dlq", Want: iameval.Allowed},
+		{Action: "sns:Publish", Resource: "arn:aws:sns:us-east-1:111122223333:someone-elses-topic", Want: iameval.ImplicitlyDenied},
+		{Action: "sqs:SendMessage", Resource: "arn:aws:sqs:us-east-1:111122223333:other", Want: iameval.ImplicitlyDenied},
+		{Action: "ec2:TerminateInstances", Resource: "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:PutRolePolicy", Resource: "arn:aws:iam::111122223333:role/anything", Want: iameval.ImplicitlyDenied},
+		{Action: "cloudtrail:StopLogging", Resource: "arn:aws:cloudtrail:us-east-1:111122223333:trail/main", Want: iameval.ImplicitlyDenied},
+		{Action: "sns:DeleteTopic", Resource: "arn:aws:sns:us-east-1:111122223333:alerts", Want: iameval.ImplicitlyDenied},
 	}
-	cases := []struct{ action, resource, want string }{
-		{"ec2:DescribeInstances", "*", iameval.Allowed},
-		{"ec2:DescribeNatGateways", "*", iameval.Allowed},
-		{"sns:Publish", "arn:aws:sns:us-east-1:111122223333:alerts", iameval.Allowed},
-		{"sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:dlq", iameval.Allowed},
-		{"sns:Publish", "arn:aws:sns:us-east-1:111122223333:someone-elses-topic", iameval.ImplicitlyDenied},
-		{"sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:other", iameval.ImplicitlyDenied},
-		{"ec2:TerminateInstances", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", iameval.ImplicitlyDenied},
-		{"iam:PutRolePolicy", "arn:aws:iam::111122223333:role/anything", iameval.ImplicitlyDenied},
-		{"cloudtrail:StopLogging", "arn:aws:cloudtrail:us-east-1:111122223333:trail/main", iameval.ImplicitlyDenied},
-		{"sns:DeleteTopic", "arn:aws:sns:us-east-1:111122223333:alerts", iameval.ImplicitlyDenied},
-	}
-	var reqs []iameval.Request
-	for _, c := range cases {
-		reqs = append(reqs, iameval.Request{Name: c.action + " on " + c.resource,
-			Principal: "arn:aws:sts::111122223333:assumed-role/detector/fn", Action: c.action, Resource: c.resource,
-			Context: map[string]any{}, IdentityPolicies: docs})
-	}
-	res, err := iameval.Evaluate(context.Background(), reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res {
-		if r.Decision != cases[i].want {
-			t.Errorf("%s: %s, want %s", r.Name, r.Decision, cases[i].want)
-		}
-	}
+	cdktest.ExpectDecisions(t, "arn:aws:sts::111122223333:assumed-role/detector/fn", docs, cases)
 }
 
 func TestDetectorPropsAreValidated(t *testing.T) {

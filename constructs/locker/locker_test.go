@@ -1,7 +1,6 @@
 package locker_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -33,7 +32,6 @@ func TestTheLockerCanOnlyWriteLocksOnManagedRoles(t *testing.T) {
 		asm = cdktest.Synth(t, app)
 	})
 	tpl := asm.Templates["locker"]
-	var docs []iameval.Policy
 	values := map[string]any{`{"Ref":"AWS::Partition"}`: "aws"}
 	for id := range cdktest.Resources(tpl, "AWS::Logs::LogGroup") {
 		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:logs:us-east-1:111122223333:log-group:locker-logs:*"
@@ -41,51 +39,26 @@ func TestTheLockerCanOnlyWriteLocksOnManagedRoles(t *testing.T) {
 	for id := range cdktest.Resources(tpl, "AWS::SQS::Queue") {
 		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:sqs:us-east-1:111122223333:locker-dlq"
 	}
-	for id, p := range cdktest.Resources(tpl, "AWS::IAM::Policy") {
-		doc, err := json.Marshal(cdktest.Substitute(t, cdktest.Props(p)["PolicyDocument"], values))
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, iameval.Policy{Name: id, Document: doc})
-	}
-	if len(docs) == 0 {
-		t.Fatal("no role policy synthesized")
-	}
+	docs := cdktest.PolicyDocuments(t, tpl, values)
 	const acct = "arn:aws:iam::111122223333:"
-	cases := []struct{ action, resource, want string }{
-		{"iam:PutRolePolicy", acct + "role/defenders/web-role", iameval.Allowed},
-		{"iam:GetRolePolicy", acct + "role/defenders/web-role", iameval.Allowed},
-		{"iam:ListInstanceProfilesForRole", acct + "role/defenders/team/web-role", iameval.Allowed},
-		{"ec2:DescribeInstances", "*", iameval.Allowed},
-		{"iam:PutRolePolicy", acct + "role/Admin", iameval.ImplicitlyDenied},
-		{"iam:PutRolePolicy", acct + "role/defendersx/evil", iameval.ImplicitlyDenied},
-		{"iam:PutRolePolicy", "arn:aws:iam::444455556666:role/defenders/other-account", iameval.ImplicitlyDenied},
-		{"iam:AttachRolePolicy", acct + "role/defenders/web-role", iameval.ImplicitlyDenied},
-		{"iam:DeleteRolePolicy", acct + "role/defenders/web-role", iameval.ImplicitlyDenied},
-		{"iam:UpdateAssumeRolePolicy", acct + "role/defenders/web-role", iameval.ImplicitlyDenied},
-		{"iam:CreateRole", acct + "role/defenders/new-role", iameval.ImplicitlyDenied},
-		{"iam:PassRole", acct + "role/defenders/web-role", iameval.ImplicitlyDenied},
-		{"iam:PutUserPolicy", acct + "user/alice", iameval.ImplicitlyDenied},
-		{"sts:AssumeRole", acct + "role/defenders/web-role", iameval.ImplicitlyDenied},
-		{"ec2:TerminateInstances", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", iameval.ImplicitlyDenied},
+	cases := []cdktest.Decision{
+		{Action: "iam:PutRolePolicy", Resource: acct + "role/defenders/web-role", Want: iameval.Allowed},
+		{Action: "iam:GetRolePolicy", Resource: acct + "role/defenders/web-role", Want: iameval.Allowed},
+		{Action: "iam:ListInstanceProfilesForRole", Resource: acct + "role/defenders/team/web-role", Want: iameval.Allowed},
+		{Action: "ec2:DescribeInstances", Resource: "*", Want: iameval.Allowed},
+		{Action: "iam:PutRolePolicy", Resource: acct + "role/Admin", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:PutRolePolicy", Resource: acct + "role/defendersx/evil", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:PutRolePolicy", Resource: "arn:aws:iam::444455556666:role/defenders/other-account", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:AttachRolePolicy", Resource: acct + "role/defenders/web-role", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:DeleteRolePolicy", Resource: acct + "role/defenders/web-role", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:UpdateAssumeRolePolicy", Resource: acct + "role/defenders/web-role", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:CreateRole", Resource: acct + "role/defenders/new-role", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:PassRole", Resource: acct + "role/defenders/web-role", Want: iameval.ImplicitlyDenied},
+		{Action: "iam:PutUserPolicy", Resource: acct + "user/alice", Want: iameval.ImplicitlyDenied},
+		{Action: "sts:AssumeRole", Resource: acct + "role/defenders/web-role", Want: iameval.ImplicitlyDenied},
+		{Action: "ec2:TerminateInstances", Resource: "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", Want: iameval.ImplicitlyDenied},
 	}
-	var reqs []iameval.Request
-	for _, c := range cases {
-		reqs = append(reqs, iameval.Request{Name: c.action + " on " + c.resource,
-			Principal: "arn:aws:sts::111122223333:assumed-role/locker-role/locker", Action: c.action, Resource: c.resource,
-			Context: map[string]any{}, IdentityPolicies: docs})
-	}
-	res, err := iameval.Evaluate(context.Background(), reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res {
-		t.Run(r.Name, func(t *testing.T) {
-			if r.Decision != cases[i].want {
-				t.Errorf("%s, want %s", r.Decision, cases[i].want)
-			}
-		})
-	}
+	cdktest.ExpectDecisions(t, "arn:aws:sts::111122223333:assumed-role/locker-role/locker", docs, cases)
 	raw, _ := json.Marshal(tpl)
 	if strings.Contains(string(raw), `"iam:*"`) {
 		t.Errorf("the locker role has iam:*")

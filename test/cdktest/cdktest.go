@@ -3,6 +3,7 @@
 package cdktest
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/internal/iameval"
 )
 
 // NoPanic runs f and turns a panic (a failed jsii call or assertion panics instead of calling
@@ -206,4 +209,51 @@ func Substitute(t testing.TB, v any, values map[string]any) any {
 		return out
 	}
 	return v
+}
+
+// PolicyDocuments returns the document of every AWS::IAM::Policy in tpl, with intrinsics
+// replaced by Substitute, ready for the IAM evaluator.
+func PolicyDocuments(t testing.TB, tpl map[string]any, values map[string]any) []iameval.Policy {
+	t.Helper()
+	var docs []iameval.Policy
+	for _, id := range Keys(Resources(tpl, "AWS::IAM::Policy")) {
+		p := Resources(tpl, "AWS::IAM::Policy")[id]
+		doc, err := json.Marshal(Substitute(t, Props(p)["PolicyDocument"], values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, iameval.Policy{Name: id, Document: doc})
+	}
+	if len(docs) == 0 {
+		t.Fatal("no AWS::IAM::Policy in the template")
+	}
+	return docs
+}
+
+// Decision is one request and the decision the IAM evaluator must reach.
+type Decision struct {
+	Action, Resource, Want string
+}
+
+// ExpectDecisions evaluates every case for principal, whose policies are docs, in one run of
+// the independent IAM evaluator, and reports each mismatch as a subtest failure.
+func ExpectDecisions(t *testing.T, principal string, docs []iameval.Policy, cases []Decision) {
+	t.Helper()
+	var reqs []iameval.Request
+	for _, c := range cases {
+		reqs = append(reqs, iameval.Request{Name: c.Action + " on " + c.Resource, Principal: principal,
+			Action: c.Action, Resource: c.Resource, Context: map[string]any{}, IdentityPolicies: docs})
+	}
+	res, err := iameval.Evaluate(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		want := cases[i].Want
+		t.Run(r.Name, func(t *testing.T) {
+			if r.Decision != want {
+				t.Errorf("%s, want %s", r.Decision, want)
+			}
+		})
+	}
 }
