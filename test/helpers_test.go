@@ -34,6 +34,8 @@ func synth(t *testing.T, ctx map[string]any, client *http.Client) *synthed {
 		// local port so that the lookup fails fast and the app fails closed.
 		"defenders:checkipUrl":    "http://127.0.0.1:1/",
 		"aws:cdk:bundling-stacks": []any{},
+		// As the CDK CLI does: construct paths in the templates, for reviewers and the report.
+		"aws:cdk:enable-path-metadata": true,
 	}
 	for k, v := range ctx {
 		full[k] = v

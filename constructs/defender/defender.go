@@ -71,6 +71,13 @@ func (p *Props) Validate() error {
 		return fmt.Errorf("defender: Props.Vpc is required")
 	case p.SecurityGroup == nil:
 		return fmt.Errorf("defender: Props.SecurityGroup is required")
+	}
+	return p.validateScalars()
+}
+
+// validateScalars checks the plain Go fields of props.
+func (p *Props) validateScalars() error {
+	switch {
 	case p.InstanceType != "" && !instanceTypeRE.MatchString(p.InstanceType):
 		return fmt.Errorf("defender: Props.InstanceType %q is not an EC2 instance type such as t3.micro", p.InstanceType)
 	case p.RootVolumeGiB < 0 || p.RootVolumeGiB > 16384:
