@@ -426,14 +426,7 @@ func (c *Cloud) listRoles(req *Request) (string, error) {
 			names = append(names, name)
 		}
 	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("<IsTruncated>false</IsTruncated><Roles>")
-	for _, name := range names {
-		b.WriteString("<member>" + roleXML(c.roles[name]) + "</member>")
-	}
-	b.WriteString("</Roles>")
-	return b.String(), nil
+	return memberList("Roles", names, func(name string) string { return roleXML(c.roles[name]) }), nil
 }
 
 func (c *Cloud) listInstanceProfilesForRole(req *Request) (string, error) {
@@ -449,14 +442,7 @@ func (c *Cloud) listInstanceProfilesForRole(req *Request) (string, error) {
 			names = append(names, name)
 		}
 	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("<IsTruncated>false</IsTruncated><InstanceProfiles>")
-	for _, name := range names {
-		b.WriteString("<member>" + c.profileXML(c.profiles[name]) + "</member>")
-	}
-	b.WriteString("</InstanceProfiles>")
-	return b.String(), nil
+	return memberList("InstanceProfiles", names, func(name string) string { return c.profileXML(c.profiles[name]) }), nil
 }
 
 func (c *Cloud) listRolePolicies(req *Request) (string, error) {
@@ -470,14 +456,7 @@ func (c *Cloud) listRolePolicies(req *Request) (string, error) {
 	for name := range r.Policies {
 		names = append(names, name)
 	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("<IsTruncated>false</IsTruncated><PolicyNames>")
-	for _, name := range names {
-		b.WriteString("<member>" + XMLText(name) + "</member>")
-	}
-	b.WriteString("</PolicyNames>")
-	return b.String(), nil
+	return memberList("PolicyNames", names, func(name string) string { return XMLText(name) }), nil
 }
 
 // getRolePolicy answers the document percent-encoded, as IAM does.
@@ -621,4 +600,17 @@ func policySize(doc string) int {
 		}
 	}
 	return n
+}
+
+// memberList renders an untruncated IAM list result: the sorted names, each rendered by item,
+// as <member> elements of tag.
+func memberList(tag string, names []string, item func(name string) string) string {
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><" + tag + ">")
+	for _, name := range names {
+		b.WriteString("<member>" + item(name) + "</member>")
+	}
+	b.WriteString("</" + tag + ">")
+	return b.String()
 }
