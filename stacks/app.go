@@ -10,6 +10,7 @@ import (
 
 	"github.com/defenders-cdk/defenders/constructs/guard"
 	"github.com/defenders-cdk/defenders/constructs/lock"
+	"github.com/defenders-cdk/defenders/constructs/locker"
 	"github.com/defenders-cdk/defenders/internal/checkip"
 )
 
@@ -53,7 +54,8 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	if out.Matt, err = NewDefender(app, "matt", &DefenderProps{Config: cfg, Battleground: bg}); err != nil {
 		return nil, err
 	}
-	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true}); err != nil {
+	// Luke's role lives under the locker's path: the locker keeps his lock true across stop/start.
+	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true, RolePath: locker.RolePath}); err != nil {
 		return nil, err
 	}
 	var alarmTopic string

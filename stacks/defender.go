@@ -16,6 +16,8 @@ type DefenderProps struct {
 	Battleground battleground.Battleground
 	// Lock locks the instance role to the instance's own network position.
 	Lock bool
+	// RolePath is the IAM path of the instance role ("/" when empty).
+	RolePath string
 }
 
 // DefenderStack holds one Defender.
@@ -34,6 +36,7 @@ func NewDefender(scope constructs.Construct, id string, props *DefenderProps) (*
 		InstanceType:    props.Config.InstanceType,
 		ManagedPolicies: props.Config.ManagedPolicies,
 		Lock:            props.Lock,
+		RolePath:        props.RolePath,
 	})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,13 @@ func TestLukesLockIsASeparatePolicyOnLukesRoleThatReferencesLukesPublicIP(t *tes
 	if want := `{"Fn::GetAtt":["` + instID + `","PublicIp"]}`; !strings.Contains(string(doc), want) {
 		t.Errorf("lock does not reference Luke's PublicIp %s:\n%s", want, doc)
 	}
+	// The locker keeps this lock true: the role is under its path and the policy has its name.
+	if got := props(pol)["PolicyName"]; got != "defenders-lock" {
+		t.Errorf("lock PolicyName = %v, want defenders-lock (the name the locker rewrites)", got)
+	}
+	if _, r := only(t, luke, "AWS::IAM::Role"); props(r)["Path"] != "/defenders/" {
+		t.Errorf("Luke's role Path = %v, want /defenders/ (the locker's path)", props(r)["Path"])
+	}
 	// The role itself must not carry the lock inline (that would be the dependency cycle).
 	_, role := only(t, luke, "AWS::IAM::Role")
 	if _, inline := props(role)["Policies"]; inline {

@@ -38,6 +38,10 @@ type Props struct {
 	KeyPairName string
 	// RootVolumeGiB is the size of the encrypted gp3 root volume. Default 8.
 	RootVolumeGiB int
+	// RolePath is the IAM path of the role. Default "/". Put a locked instance's role under
+	// the locker's path ("/defenders/") and the locker keeps its lock true when the address
+	// changes (stop/start).
+	RolePath string
 }
 
 // Defender is an instance with its own role, and its lock when Props.Lock is set.
@@ -62,7 +66,10 @@ func (d *defender) Instance() awsec2.Instance { return d.inst }
 func (d *defender) Role() awsiam.IRole        { return d.role }
 func (d *defender) Lock() lock.Lock           { return d.lock }
 
-var instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+var (
+	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	rolePathRE     = regexp.MustCompile(`^/([A-Za-z0-9+=,.@_-]+/)*$`)
+)
 
 // Validate checks props and returns an error that names the offending field.
 func (p *Props) Validate() error {
@@ -82,6 +89,8 @@ func (p *Props) validateScalars() error {
 		return fmt.Errorf("defender: Props.InstanceType %q is not an EC2 instance type such as t3.micro", p.InstanceType)
 	case p.RootVolumeGiB < 0 || p.RootVolumeGiB > 16384:
 		return fmt.Errorf("defender: Props.RootVolumeGiB %d is out of range 8..16384", p.RootVolumeGiB)
+	case p.RolePath != "" && !rolePathRE.MatchString(p.RolePath):
+		return fmt.Errorf("defender: Props.RolePath %q is not an IAM path such as /defenders/", p.RolePath)
 	case p.RootVolumeGiB != 0 && p.RootVolumeGiB < 8:
 		return fmt.Errorf("defender: Props.RootVolumeGiB %d is smaller than the Amazon Linux 2023 image (8 GiB)", p.RootVolumeGiB)
 	}
@@ -112,6 +121,10 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 	if policies == nil {
 		policies = DefaultManagedPolicies
 	}
+	rolePath := props.RolePath
+	if rolePath == "" {
+		rolePath = "/"
+	}
 	var managed []awsiam.IManagedPolicy
 	for _, name := range policies {
 		managed = append(managed, awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String(name)))
@@ -121,6 +134,7 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		ManagedPolicies: &managed,
 		Description:     jsii.String(fmt.Sprintf("Instance role of %s (Defenders)", id)),
+		Path:            jsii.String(rolePath),
 	})
 	d.role = role
 

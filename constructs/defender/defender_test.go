@@ -30,6 +30,7 @@ func TestPropsValidationNamesTheField(t *testing.T) {
 		{"a hostile instance type", Props{InstanceType: "t3.micro; rm -rf /"}, "Props.InstanceType"},
 		{"a root volume smaller than the image", Props{RootVolumeGiB: 4}, "Props.RootVolumeGiB"},
 		{"an empty managed policy name", Props{ManagedPolicies: []string{""}}, "Props.ManagedPolicies[0]"},
+		{"a role path without slashes", Props{RolePath: "defenders"}, "Props.RolePath"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.props.validateScalars(); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -81,8 +81,9 @@ func New(scope constructs.Construct, id string, props *Props) (Lock, error) {
 	return l, nil
 }
 
-// ForInstance locks role to inst's public IP and to the VPC endpoints of vpc. The policy
-// references inst's PublicIp attribute, so CloudFormation creates it after the instance.
+// ForInstance locks role to inst's public IP and to the VPC endpoints of vpc, as the inline
+// policy LockPolicyName. The policy references inst's PublicIp attribute, so CloudFormation
+// creates it after the instance.
 func ForInstance(scope constructs.Construct, id string, inst awsec2.Instance, role awsiam.IRole, vpc awsec2.IVpc) (Lock, error) {
 	if inst == nil || vpc == nil {
 		return nil, fmt.Errorf("lock %q: an instance and its VPC are required", id)
@@ -91,5 +92,8 @@ func ForInstance(scope constructs.Construct, id string, inst awsec2.Instance, ro
 		Role:      role,
 		SourceIPs: []string{hostCIDR(inst.InstancePublicIp())},
 		VPCs:      []string{*vpc.VpcId()},
+		// The locker's name for the same policy: on a role under its path it rewrites this lock
+		// when the address changes, instead of adding a second one that would go stale.
+		PolicyName: LockPolicyName,
 	})
 }
