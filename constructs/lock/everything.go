@@ -126,18 +126,14 @@ func Exempt(c constructs.IConstruct, reason string) error {
 	cfn.AddMetadata(jsii.String(ExemptMetadataKey), reason)
 	reg := registryOf(c)
 	reg.mu.Lock()
-	reg.exempt[*role.Node().Addr()] = reason
+	reg.exempt[refOfRole(role).key] = reason
 	reg.mu.Unlock()
 	return nil
 }
 
 // IsExempt returns the exemption reason of role, if any.
 func IsExempt(role awsiam.IRole) (string, bool) {
-	reg := registryOf(role)
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	r, ok := reg.exempt[*role.Node().Addr()]
-	return r, ok
+	return registryOf(role).exemption(refOfRole(role))
 }
 
 func roleOf(c constructs.IConstruct) (awsiam.IRole, error) {
@@ -152,12 +148,49 @@ func roleOf(c constructs.IConstruct) (awsiam.IRole, error) {
 	return nil, fmt.Errorf("want an awsec2.Instance, an AutoScalingGroup or an awsiam.Role")
 }
 
+// roleRef identifies a role for the registry, whether it is an L2 Role, an imported role or a
+// raw CfnRole: key is the address of its CfnRole when it has one (so an L2 role and the CfnRole
+// under it are the same role), name is the token or literal the lock's Roles property takes.
+type roleRef struct {
+	key, path string
+	name      *string
+	cfn       awsiam.CfnRole // nil for imported roles
+}
+
+func refOfRole(r awsiam.IRole) roleRef {
+	if cfn, ok := r.Node().DefaultChild().(awsiam.CfnRole); ok && cfn != nil {
+		return roleRef{key: *cfn.Node().Addr(), path: *r.Node().Path(), name: r.RoleName(), cfn: cfn}
+	}
+	return roleRef{key: *r.Node().Addr(), path: *r.Node().Path(), name: r.RoleName()}
+}
+
+func refOfCfnRole(cfn awsiam.CfnRole) roleRef {
+	return roleRef{key: *cfn.Node().Addr(), path: *cfn.Node().Path(), name: cfn.Ref(), cfn: cfn}
+}
+
+// exemption returns the exemption reason of a role: from Exempt, or from Metadata written by
+// hand on its CfnRole.
+func (r *registry) exemption(ref roleRef) (string, bool) {
+	r.mu.Lock()
+	reason, ok := r.exempt[ref.key]
+	r.mu.Unlock()
+	if ok {
+		return reason, true
+	}
+	if ref.cfn != nil {
+		if s, _ := ref.cfn.GetMetadata(jsii.String(ExemptMetadataKey)).(string); s != "" {
+			return s, true
+		}
+	}
+	return "", false
+}
+
 // registry is the per-app state shared by every Everything aspect and Exempt call.
 type registry struct {
 	mu      sync.Mutex
 	aspects []*everything
-	exempt  map[string]string    // role node address -> reason
-	locks   map[string]*roleLock // role node address -> its lock
+	exempt  map[string]string    // roleRef.key -> reason
+	locks   map[string]*roleLock // roleRef.key -> its lock
 	vpcs    []awsec2.Vpc         // every VPC in the app, found once
 	lts     []awsec2.LaunchTemplate
 	scanned bool
@@ -305,6 +338,16 @@ func (a *everything) Visit(n constructs.IConstruct) {
 		if err := a.lockInstance(c); err != nil {
 			awscdk.Annotations_Of(c).AddError(jsii.String(err.Error()))
 		}
+	case awsec2.CfnInstance:
+		if _, l2 := c.Node().Scope().(awsec2.Instance); l2 {
+			return // locked through its awsec2.Instance
+		}
+		if a.reg.owner(*c.Node().Path()) != a {
+			return
+		}
+		if err := a.lockRawInstance(c); err != nil {
+			awscdk.Annotations_Of(c).AddError(jsii.String(err.Error()))
+		}
 	case awsautoscaling.AutoScalingGroup:
 		if a.reg.owner(*c.Node().Path()) != a {
 			return
@@ -316,15 +359,66 @@ func (a *everything) Visit(n constructs.IConstruct) {
 }
 
 func (a *everything) lockInstance(inst awsec2.Instance) error {
-	role := inst.Role()
-	if _, ok := IsExempt(role); ok {
+	return a.lockCfnInstance(inst.Instance(), refOfRole(inst.Role()), inst)
+}
+
+// lockRawInstance locks an AWS::EC2::Instance written as a CfnInstance (not inside an
+// awsec2.Instance): its role is found through its instance profile, in the same stack.
+func (a *everything) lockRawInstance(cfn awsec2.CfnInstance) error {
+	if cfn.IamInstanceProfile() == nil {
+		return nil // no instance role, nothing to steal
+	}
+	stack := awscdk.Stack_Of(cfn)
+	path := *cfn.Node().Path()
+	profileID := refID(stack, cfn.IamInstanceProfile())
+	if profileID == "" {
+		return fmt.Errorf("defenders lock: the instance profile of %s is not defined in this stack; lock its role with lock.New", path)
+	}
+	var role awsiam.CfnRole
+	for _, n := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+		p, ok := n.(awsiam.CfnInstanceProfile)
+		if !ok || logicalID(stack, p) != profileID {
+			continue
+		}
+		for _, r := range *p.Roles() {
+			roleID := refID(stack, r)
+			for _, m := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+				if c, ok := m.(awsiam.CfnRole); ok && logicalID(stack, c) == roleID {
+					role = c
+				}
+			}
+		}
+	}
+	if role == nil {
+		return fmt.Errorf("defenders lock: the role of %s (through instance profile %s) is not defined in this stack; lock it with lock.New", path, profileID)
+	}
+	return a.lockCfnInstance(cfn, refOfCfnRole(role), cfn)
+}
+
+// refID is the logical id that a {"Ref": id} token points to, or "".
+func refID(stack awscdk.Stack, v *string) string {
+	if v == nil {
+		return ""
+	}
+	m, _ := stack.Resolve(*v).(map[string]any)
+	id, _ := m["Ref"].(string)
+	return id
+}
+
+func logicalID(stack awscdk.Stack, e awscdk.CfnElement) string {
+	id, _ := stack.Resolve(stack.GetLogicalId(e)).(string)
+	return id
+}
+
+// lockCfnInstance puts the instance's addresses, in the aspect's mode, on its role's lock.
+func (a *everything) lockCfnInstance(cfn awsec2.CfnInstance, role roleRef, holder constructs.Construct) error {
+	if _, ok := a.reg.exemption(role); ok {
 		return nil
 	}
 	a.reg.mu.Lock()
-	a.reg.scan(inst)
+	a.reg.scan(holder)
 	a.reg.mu.Unlock()
-	cfn := inst.Instance()
-	path := *inst.Node().Path()
+	path := *holder.Node().Path()
 	vpc, public := a.reg.vpcOfSubnet(*cfn.SubnetId())
 	var src, vpcs []string
 	beforeLaunch := false
@@ -339,9 +433,9 @@ func (a *everything) lockInstance(inst awsec2.Instance) error {
 		if vpc != nil && !public {
 			return fmt.Errorf("defenders lock: %s is in a private subnet; an Elastic IP would not carry its traffic; use %s", path, NatEgress)
 		}
-		eip := awsec2.NewCfnEIP(inst, jsii.String("LockEip"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
-		awsec2.NewCfnEIPAssociation(inst, jsii.String("LockEipAssociation"), &awsec2.CfnEIPAssociationProps{
-			AllocationId: eip.AttrAllocationId(), InstanceId: inst.InstanceId(),
+		eip := awsec2.NewCfnEIP(holder, jsii.String("LockEip"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
+		awsec2.NewCfnEIPAssociation(holder, jsii.String("LockEipAssociation"), &awsec2.CfnEIPAssociationProps{
+			AllocationId: eip.AttrAllocationId(), InstanceId: cfn.Ref(),
 		})
 		src = []string{hostCIDR(eip.AttrPublicIp())}
 		if vpc != nil {
@@ -367,7 +461,7 @@ func (a *everything) lockInstance(inst awsec2.Instance) error {
 		// Dual stack: IPv6 calls leave from the instance's own IPv6 addresses, in every mode.
 		src = append(src, a.reg.ipv6Sources(cfn)...)
 	}
-	rl, err := a.add(role, inst, src, vpcs, path)
+	rl, err := a.add(role, holder, src, vpcs, path)
 	if err != nil {
 		return err
 	}
@@ -390,7 +484,8 @@ func (a *everything) lockGroup(asg awsautoscaling.AutoScalingGroup) error {
 	if role == nil {
 		return nil // no instance role, nothing to lock
 	}
-	if _, ok := IsExempt(role); ok {
+	ref := refOfRole(role)
+	if _, ok := a.reg.exemption(ref); ok {
 		return nil
 	}
 	if a.opts.Mode != NatEgress && a.opts.Mode != VpcEndpointsOnly {
@@ -412,7 +507,7 @@ func (a *everything) lockGroup(asg awsautoscaling.AutoScalingGroup) error {
 			return fmt.Errorf("defenders lock: %s: %w", path, err)
 		}
 	}
-	rl, err := a.add(role, asg, src, []string{*vpc.VpcId()}, path)
+	rl, err := a.add(ref, asg, src, []string{*vpc.VpcId()}, path)
 	if err != nil {
 		return err
 	}
@@ -470,28 +565,28 @@ func (a *everything) natIPs(vpc awsec2.Vpc) ([]string, error) {
 }
 
 // add puts addresses on the role's lock, creating the lock (in the holder's stack) on first use.
-func (a *everything) add(role awsiam.IRole, holder constructs.IConstruct, src, vpcs []string, path string) (*roleLock, error) {
+func (a *everything) add(role roleRef, holder constructs.IConstruct, src, vpcs []string, path string) (*roleLock, error) {
 	if _, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: src, VPCs: vpcs}, lockpolicy.Options{IsToken: IsToken}); err != nil {
 		return nil, fmt.Errorf("defenders lock: %s: %w", path, err)
 	}
 	stack := awscdk.Stack_Of(holder)
-	key := *role.Node().Addr()
+	key := role.key
 	a.reg.mu.Lock()
 	defer a.reg.mu.Unlock()
 	rl, ok := a.reg.locks[key]
 	if !ok {
 		rl = &roleLock{stack: stack}
-		id := "DefendersLock" + sanitize(*role.Node().Path())
+		id := "DefendersLock" + sanitize(role.path)
 		rl.policy = awsiam.NewCfnPolicy(stack, jsii.String(id), &awsiam.CfnPolicyProps{
 			PolicyName:     jsii.String(LockPolicyName),
 			PolicyDocument: awscdk.Lazy_UncachedAny(&produce{rl: rl}, nil),
-			Roles:          &[]*string{role.RoleName()},
+			Roles:          &[]*string{role.name},
 		})
 		a.reg.locks[key] = rl
 	} else if *rl.stack.Node().Addr() != *stack.Node().Addr() {
 		return nil, fmt.Errorf("defenders lock: role %s is shared by %s (stack %s) and %v (stack %s); "+
 			"one lock cannot span stacks: keep the instances of a role in one stack, or let the locker manage the role",
-			*role.Node().Path(), path, *stack.StackName(), rl.holders, *rl.stack.StackName())
+			role.path, path, *stack.StackName(), rl.holders, *rl.stack.StackName())
 	}
 	rl.src = append(rl.src, src...)
 	rl.vpcs = append(rl.vpcs, vpcs...)

@@ -299,3 +299,45 @@ func TestOptionsAndExemptionsAreValidated(t *testing.T) {
 		}
 	})
 }
+
+func TestEverythingLocksRawCfnInstancesThroughTheirInstanceProfile(t *testing.T) {
+	w := newWorld(t)
+	var asm *cdktest.Assembly
+	cdktest.NoPanic(t, func() {
+		if err := lock.Everything(w.app, nil); err != nil {
+			t.Fatal(err)
+		}
+		raw := func(id string, exempt bool) {
+			role := awsiam.NewCfnRole(w.stack, jsii.String(id+"Role"), &awsiam.CfnRoleProps{
+				AssumeRolePolicyDocument: map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+					"Effect": "Allow", "Principal": map[string]any{"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}}},
+			})
+			if exempt {
+				role.AddMetadata(jsii.String(lock.ExemptMetadataKey), "legacy host, replaced next quarter")
+			}
+			profile := awsiam.NewCfnInstanceProfile(w.stack, jsii.String(id+"Profile"), &awsiam.CfnInstanceProfileProps{
+				Roles: &[]*string{role.Ref()},
+			})
+			awsec2.NewCfnInstance(w.stack, jsii.String(id), &awsec2.CfnInstanceProps{
+				ImageId: jsii.String("ami-0123456789abcdef0"), InstanceType: jsii.String("t3.micro"),
+				SubnetId: (*w.vpc.PublicSubnets())[0].SubnetId(), IamInstanceProfile: profile.Ref(),
+			})
+		}
+		raw("Legacy", false)
+		raw("Exempt", true)
+		asm = cdktest.Synth(t, w.app)
+	})
+	if errs := asm.Errors(""); len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	tpl := asm.Templates["work"]
+	_, p := lockOf(t, tpl, "LegacyRole")
+	if doc := docJSON(p); !strings.Contains(doc, `{"Fn::GetAtt":["Legacy","PublicIp"]}`) {
+		t.Errorf("raw instance lock does not use its PublicIp: %s", doc)
+	}
+	for id := range cdktest.Resources(tpl, "AWS::IAM::Policy") {
+		if strings.Contains(id, "Exempt") {
+			t.Errorf("the role exempted through Metadata got lock %s", id)
+		}
+	}
+}
