@@ -1,6 +1,7 @@
 // Command examples is a CDK app written the way an outside user would write it: it imports the
 // Defenders constructs as a library, builds a VPC with public, private-with-NAT and isolated
-// subnets, puts instances in each, and locks every instance role with one call.
+// subnets, puts instances in each, locks every instance role with one call, and adds the
+// detector and the locker (their Lambdas are built from the Defenders module's own source).
 package main
 
 import (
@@ -12,8 +13,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/defenders-cdk/defenders/constructs/detector"
 	"github.com/defenders-cdk/defenders/constructs/guard"
 	"github.com/defenders-cdk/defenders/constructs/lock"
+	"github.com/defenders-cdk/defenders/constructs/locker"
 )
 
 func main() {
@@ -29,9 +32,20 @@ func main() {
 	}
 }
 
-// build adds the workload stack to app.
+// build adds the workload and security stacks to app.
 func build(app awscdk.App) error {
 	stack := awscdk.NewStack(app, jsii.String("workload"), nil)
+
+	// The detector and the locker in a stack of their own; both return an error (invalid props,
+	// a failed Lambda build) instead of panicking.
+	security := awscdk.NewStack(app, jsii.String("security"), nil)
+	det, err := detector.New(security, "Detector", &detector.Props{AlertEmail: "secops@example.com"})
+	if err != nil {
+		return err
+	}
+	if _, err := locker.New(security, "Locker", &locker.Props{AlarmTopicArn: *det.Topic().TopicArn()}); err != nil {
+		return err
+	}
 
 	// One call locks every instance role in the app, including those added below and in nested
 	// stacks; the default mode locks each instance to its own public IP.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -66,5 +67,26 @@ func TestTheExampleSynthesizesWithEveryRoleLocked(t *testing.T) {
 		if !locked[id] {
 			t.Errorf("role %s has no lock", id)
 		}
+	}
+	checkBundledLambdas(t, dir)
+}
+
+// checkBundledLambdas: the security stack's two functions were built from the Defenders module
+// (with its own go.sum, not this module's) into linux/arm64 bootstraps.
+func checkBundledLambdas(t *testing.T, dir string) {
+	boots, _ := filepath.Glob(filepath.Join(dir, "asset.*", "bootstrap"))
+	for _, b := range boots {
+		f, err := elf.Open(b)
+		if err != nil {
+			t.Errorf("%s: %v", b, err)
+			continue
+		}
+		if f.Machine != elf.EM_AARCH64 {
+			t.Errorf("%s is for %v, want arm64", b, f.Machine)
+		}
+		f.Close()
+	}
+	if len(boots) != 2 {
+		t.Errorf("%d bundled bootstraps (%v), want 2 (detector, locker)", len(boots), boots)
 	}
 }

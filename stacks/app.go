@@ -2,7 +2,9 @@ package stacks
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -27,9 +29,17 @@ type App struct {
 // FromContext reads the defenders: context of app, resolves the SSH source (context override,
 // then checkip, then fail closed) and builds every stack. client may be nil.
 func FromContext(ctx context.Context, app awscdk.App, client *http.Client) (*App, error) {
+	all, _ := app.Node().GetAllContext(nil).(map[string]any)
+	if err := CheckKeys(all); err != nil {
+		return nil, err
+	}
 	cfg, err := LoadConfig(NodeGetter(app))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.MaxAzs > 2 {
+		// The CDK CLI sets these from the credentials and region of the profile in use.
+		cfg.Account, cfg.Region = os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION")
 	}
 	// Constructs do no network I/O: the SSH source is resolved here and passed in as CIDRs.
 	res, err := checkip.Resolve(ctx, client, cfg.SSHCidr, cfg.SSHCidrSet, cfg.CheckipURL)
@@ -43,30 +53,37 @@ func FromContext(ctx context.Context, app awscdk.App, client *http.Client) (*App
 // cdk-nag AwsSolutions checks so that every synth is also a policy review.
 func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	out := &App{Config: cfg, SSH: ssh}
+	if cfg.MaxAzs > 2 && (cfg.Account == "" || cfg.Region == "") {
+		return nil, fmt.Errorf("context %s: %d Availability Zones need an environment-specific stack (an environment-agnostic one gets 2): "+
+			"run cdk with credentials and a region (the CLI then sets CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION and records the zones in cdk.context.json, which you commit), "+
+			"or use at most 2", KeyMaxAzs, cfg.MaxAzs)
+	}
+	env := stackEnv(cfg)
 	var err error
-	out.Battleground, err = NewBattleground(app, "battleground", &BattlegroundProps{
-		Config: cfg, SSHCidrs: ssh.CIDRs, Warning: ssh.Warning,
+	out.Battleground, err = NewBattleground(app, cfg.StackName("battleground"), &BattlegroundProps{
+		StackProps: awscdk.StackProps{Env: env},
+		Config:     cfg, SSHCidrs: ssh.CIDRs, Warning: ssh.Warning,
 	})
 	if err != nil {
 		return nil, err
 	}
 	bg := out.Battleground.Battleground
-	if out.Matt, err = NewDefender(app, "matt", &DefenderProps{Config: cfg, Battleground: bg}); err != nil {
+	if out.Matt, err = NewDefender(app, cfg.StackName("matt"), &DefenderProps{StackProps: awscdk.StackProps{Env: env}, Config: cfg, Battleground: bg}); err != nil {
 		return nil, err
 	}
 	// Luke's role lives under the locker's path: the locker keeps his lock true across stop/start.
-	if out.Luke, err = NewDefender(app, "luke", &DefenderProps{Config: cfg, Battleground: bg, Lock: true, RolePath: locker.RolePath}); err != nil {
+	if out.Luke, err = NewDefender(app, cfg.StackName("luke"), &DefenderProps{StackProps: awscdk.StackProps{Env: env}, Config: cfg, Battleground: bg, Lock: true, RolePath: locker.RolePath}); err != nil {
 		return nil, err
 	}
 	var alarmTopic string
 	if cfg.Detector {
-		if out.Detector, err = NewDetector(app, "detector", cfg); err != nil {
+		if out.Detector, err = NewDetector(app, cfg.StackName("detector"), cfg); err != nil {
 			return nil, err
 		}
 		alarmTopic = *out.Detector.Detector.Topic().TopicArn()
 	}
 	if cfg.Locker {
-		if out.Locker, err = NewLocker(app, "locker", cfg, alarmTopic); err != nil {
+		if out.Locker, err = NewLocker(app, cfg.StackName("locker"), cfg, alarmTopic); err != nil {
 			return nil, err
 		}
 	}
@@ -77,4 +94,12 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	guard.Add(app)
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return out, nil
+}
+
+// stackEnv is the stacks' environment: nil (environment-agnostic) unless both are known.
+func stackEnv(cfg Config) *awscdk.Environment {
+	if cfg.Account == "" || cfg.Region == "" {
+		return nil
+	}
+	return &awscdk.Environment{Account: jsii.String(cfg.Account), Region: jsii.String(cfg.Region)}
 }

@@ -34,12 +34,11 @@ func NewBattleground(scope constructs.Construct, id string, props *BattlegroundP
 		MaxAzs:      props.Config.MaxAzs,
 		NatGateways: props.Config.NatGateways,
 		SSHCidrs:    props.SSHCidrs,
+		SSHWarning:  props.Warning,
+		ExportName:  props.Config.ExportName(battleground.SeedExportName),
 	})
 	if err != nil {
 		return nil, err
-	}
-	if props.Warning != "" {
-		awscdk.Annotations_Of(bg.SshGroup()).AddWarningV2(jsii.String("defenders:sshIngress"), jsii.String(props.Warning))
 	}
 	return &BattlegroundStack{Stack: st, Battleground: bg}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -27,7 +28,20 @@ const (
 	KeyTrailLogGroup   = "defenders:trailLogGroup"
 	KeyLocker          = "defenders:locker"
 	KeyLockdown        = "defenders:lockdown"
+	KeyPrefix          = "defenders:prefix"
+	KeyDetectorConc    = "defenders:detectorReservedConcurrency"
+	KeyLockerConc      = "defenders:lockerReservedConcurrency"
 )
+
+// KnownKeys are every defenders: context key, in the README's order. Any other key under the
+// defenders: prefix is an error (a typo such as defenders:sshcidr must not be ignored).
+var KnownKeys = []string{
+	KeySSHCidr, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNatGateways, KeyInstanceType, KeyManagedPolicies,
+	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
+}
+
+// KeyPrefixNamespace is the prefix of every Defenders context key.
+const KeyPrefixNamespace = "defenders:"
 
 // DefaultCheckipURL is where the workstation's public address is looked up when
 // defenders:sshCidr is not set.
@@ -59,7 +73,30 @@ type Config struct {
 	Locker bool
 	// Lockdown makes the bundled Lambdas lock their own credentials (internal/lockdown).
 	Lockdown bool
+	// Prefix is prepended (with a dash) to every stack name and export name, so that two copies
+	// of the app can live in one account and region. Empty: the historical names.
+	Prefix string
+	// DetectorReservedConcurrency and LockerReservedConcurrency reserve concurrency for the two
+	// Lambdas. 0 (the default) reserves none: Lambda refuses a reservation that leaves less than
+	// 10 unreserved, and a new account's whole quota is 10.
+	DetectorReservedConcurrency int
+	LockerReservedConcurrency   int
+	// Account and Region make every stack environment-specific when set (FromContext takes them
+	// from CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION when defenders:maxAzs is above 2: an
+	// environment-agnostic stack can only use 2 Availability Zones).
+	Account, Region string
 }
+
+// StackName is the name of the Defenders stack id under the configured prefix.
+func (c Config) StackName(id string) string {
+	if c.Prefix == "" {
+		return id
+	}
+	return c.Prefix + "-" + id
+}
+
+// ExportName is a CloudFormation export name under the configured prefix.
+func (c Config) ExportName(name string) string { return c.StackName(name) }
 
 // Getter reads one context value; nil means unset. constructs.Node.TryGetContext fits.
 type Getter func(key string) any
@@ -70,6 +107,7 @@ func NodeGetter(scope constructs.Construct) Getter {
 }
 
 var (
+	prefixRE        = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9-]{0,18}[A-Za-z0-9])?$`)
 	instanceTypeRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	managedPolicyRE = regexp.MustCompile(`^[A-Za-z0-9+=,.@_/-]{1,128}$`)
 )
@@ -81,6 +119,13 @@ func LoadConfig(get Getter) (Config, error) {
 	c := Config{CheckipURL: DefaultCheckipURL, MaxAzs: 2, InstanceType: "t3.micro",
 		ManagedPolicies: []string{"AmazonEC2ReadOnlyAccess"}}
 	var err error
+
+	if c.Prefix, err = optionalString(get, KeyPrefix); err != nil {
+		return c, err
+	}
+	if c.Prefix != "" && !prefixRE.MatchString(c.Prefix) {
+		return c, fmt.Errorf("context %s: %q must start with a letter and have 1 to 20 letters, digits or dashes (it becomes part of stack and export names)", KeyPrefix, c.Prefix)
+	}
 
 	if v := get(KeySSHCidr); v != nil {
 		s, ok := v.(string)
@@ -130,7 +175,42 @@ func LoadConfig(get Getter) (Config, error) {
 	if c.Lockdown, err = BoolValue(get, KeyLockdown, false); err != nil {
 		return c, err
 	}
+	if c.DetectorReservedConcurrency, err = intValue(get, KeyDetectorConc, 0, 0, 1000); err != nil {
+		return c, err
+	}
+	if c.LockerReservedConcurrency, err = intValue(get, KeyLockerConc, 0, 0, 100); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// CheckKeys returns an error naming every context key under "defenders:" that is not one of
+// KnownKeys, with the list of known keys. all is the whole context (Node.GetAllContext).
+func CheckKeys(all map[string]any) error {
+	known := map[string]bool{}
+	for _, k := range KnownKeys {
+		known[k] = true
+	}
+	var unknown []string
+	for k := range all {
+		if strings.HasPrefix(strings.ToLower(k), KeyPrefixNamespace) && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	hints := make([]string, len(unknown))
+	for i, k := range unknown {
+		hints[i] = fmt.Sprintf("%q", k)
+		for _, kk := range KnownKeys {
+			if strings.EqualFold(k, kk) {
+				hints[i] += fmt.Sprintf(" (did you mean %s?)", kk)
+			}
+		}
+	}
+	return fmt.Errorf("unknown context key %s: the known keys are %s", strings.Join(hints, ", "), strings.Join(KnownKeys, ", "))
 }
 
 // ParseManagedPolicies splits a comma-separated list of AWS managed policy names ("none" for

@@ -19,12 +19,14 @@ type DetectorStack struct {
 // NewDetector creates the "detector" stack.
 func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorStack, error) {
 	st := awscdk.NewStack(scope, jsii.String(id), &awscdk.StackProps{
+		Env:         stackEnv(cfg),
 		Description: jsii.String("Defenders detector: alerts when EC2 instance credentials are used from the wrong place"),
 	})
 	d, err := detector.New(st, "detector", &detector.Props{
-		AlertEmail:        cfg.AlertEmail,
-		TrailLogGroupName: cfg.TrailLogGroup,
-		Lockdown:          cfg.Lockdown,
+		AlertEmail:          cfg.AlertEmail,
+		TrailLogGroupName:   cfg.TrailLogGroup,
+		Lockdown:            cfg.Lockdown,
+		ReservedConcurrency: cfg.DetectorReservedConcurrency,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("detector stack (context %s, %s): %w", KeyAlertEmail, KeyTrailLogGroup, err)

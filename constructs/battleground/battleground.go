@@ -12,11 +12,14 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/internal/annotate"
 )
 
-// DefaultExportName is the CloudFormation export of the SSH security group id, as in the seed
-// design, so that other apps can import it with Fn::ImportValue.
-const DefaultExportName = "dynamicIncomingSSHClient"
+// SeedExportName is the CloudFormation export name of the SSH security group id in the seed
+// design. Export names are global in an account and region, so the construct exports nothing
+// unless Props.ExportName is set; the Defenders app sets it (with its prefix).
+const SeedExportName = "dynamicIncomingSSHClient"
 
 // Props configures a Battleground. The zero value is valid: 2 AZs, no NAT gateway, no SSH ingress.
 type Props struct {
@@ -28,10 +31,14 @@ type Props struct {
 	// SSHCidrs are the only sources allowed to reach tcp/22. Empty means no SSH ingress at all.
 	// Each prefix must be valid, canonical (no host bits) and narrower than /0.
 	SSHCidrs []netip.Prefix
-	// ExportName is the CloudFormation export of the SSH group id. Default DefaultExportName.
+	// ExportName, when set, exports the SSH group id under this CloudFormation export name (for
+	// Fn::ImportValue from other apps). Export names are unique per account and region, so there
+	// is no default: two battlegrounds must not claim the same name. Default: no export.
 	ExportName string
-	// NoExport turns the export off (for several battlegrounds in one account and region).
-	NoExport bool
+	// SSHWarning, when set, is attached to the SSH group as an acknowledgeable warning with the
+	// id "defenders:sshIngress" (for example: the address lookup failed and the app failed
+	// closed). `cdk synth --strict` turns it into a failure.
+	SSHWarning string
 	// NoFlowLogs turns off the VPC flow log. By default rejected traffic (probes against the SSH
 	// group and anything else the security groups drop) is logged to a CloudWatch log group kept
 	// for FlowLogRetentionDays; a quiet demo VPC writes a few MB a month (USD 0.50/GB ingested).
@@ -173,15 +180,14 @@ func New(scope constructs.Construct, id string, props *Props) (Battleground, err
 	}
 	b.sg = sg
 
-	if !props.NoExport {
-		name := props.ExportName
-		if name == "" {
-			name = DefaultExportName
-		}
+	if props.SSHWarning != "" {
+		annotate.Warning(sg, "defenders:sshIngress", props.SSHWarning)
+	}
+	if props.ExportName != "" {
 		awscdk.NewCfnOutput(b, jsii.String("sgid"), &awscdk.CfnOutputProps{
 			Value:       sg.SecurityGroupId(),
 			Description: jsii.String("Id of the SSH incoming security group, for other apps (Fn::ImportValue)"),
-			ExportName:  jsii.String(name),
+			ExportName:  jsii.String(props.ExportName),
 		})
 	}
 	return b, nil

@@ -3,9 +3,18 @@
 // have. Events are filtered as early as the source allows, so that only instance-role calls
 // made by callers other than AWS services invoke the function:
 //
-//   - an EventBridge rule on "AWS API Call via CloudTrail" (write/management calls);
-//   - optionally a subscription filter on an existing CloudTrail log group, the only way to see
-//     read-only calls (Describe*, List*, Get*) that real credential exfiltration starts with.
+//   - an EventBridge rule on "AWS API Call via CloudTrail" in the state
+//     ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, which delivers read-only management events
+//     (Describe*, List*, Get*: what credential exfiltration starts with) as well as writes;
+//   - optionally a subscription filter on an existing CloudTrail log group, for trails whose
+//     events should also be read from CloudWatch Logs (the same call seen on both paths is
+//     judged twice; the dedupe window suppresses the second alert within one execution environment).
+//
+// Requirements: a CloudTrail trail with management events (read and write) must log in the
+// account; EventBridge delivers each event in the region where the call was made (global
+// services such as IAM in us-east-1), so deploy one detector per region you run instances in,
+// plus us-east-1 for calls to global services. Records of other accounts are skipped and
+// counted, records of instances in other regions are judged against those regions.
 //
 // Nothing is lost: failed publishes are retried in the function, what still fails goes to the
 // dead-letter queue, failed invocations are retried by Lambda and then land in the same queue,
@@ -64,6 +73,22 @@ func EventPattern() *awsevents.EventPattern {
 	}
 }
 
+// RuleState is the EventBridge rule state that delivers read-only CloudTrail management events
+// as well as write ones (EventBridge's default, ENABLED, delivers only the latter).
+const RuleState = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+
+// alarmConditions limits a service-principal grant to CloudWatch alarms of stack's account and
+// region.
+func alarmConditions(stack awscdk.Stack) *map[string]interface{} {
+	return &map[string]interface{}{
+		"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
+		"ArnLike": map[string]interface{}{"aws:SourceArn": awscdk.Fn_Join(jsii.String(""), &[]*string{
+			jsii.String("arn:"), stack.Partition(), jsii.String(":cloudwatch:"), stack.Region(), jsii.String(":"),
+			stack.Account(), jsii.String(":alarm:*"),
+		})},
+	}
+}
+
 // SubscriptionFilterPattern is the CloudWatch Logs filter for CloudTrail log groups, equivalent
 // to EventPattern.
 const SubscriptionFilterPattern = `{ ($.userIdentity.type = "AssumedRole") && ($.userIdentity.principalId = "*:i-*") && ($.userIdentity.invokedBy NOT EXISTS) }`
@@ -73,9 +98,12 @@ type Props struct {
 	// AlertEmail subscribes an address to the alert topic (it must confirm). Default: none.
 	AlertEmail string
 	// TrailLogGroupName is an existing CloudTrail log group to subscribe to. Default: none
-	// (EventBridge only: write calls only).
+	// (EventBridge alone, which delivers read-only and write management events).
 	TrailLogGroupName string
-	// ReservedConcurrency caps the function's concurrency. Default 5.
+	// ReservedConcurrency reserves (and caps) the function's concurrency. Default 0: no
+	// reservation, which deploys in any account. Lambda refuses a reservation that leaves less
+	// than 10 of the account's concurrency quota unreserved, and a new account's quota is 10: set
+	// this only where the quota has been raised (5 is plenty for the detector).
 	ReservedConcurrency int
 	// DedupeWindow suppresses repeated alerts with the same uniq_id. Default 1 hour.
 	DedupeWindow time.Duration
@@ -123,7 +151,7 @@ func (p *Props) Validate() error {
 	case p.TrailLogGroupName != "" && !logGroupRE.MatchString(p.TrailLogGroupName):
 		return fmt.Errorf("detector: Props.TrailLogGroupName %q is not a CloudWatch Logs group name", p.TrailLogGroupName)
 	case p.ReservedConcurrency < 0 || p.ReservedConcurrency > 1000:
-		return fmt.Errorf("detector: Props.ReservedConcurrency %d is out of range 1..1000", p.ReservedConcurrency)
+		return fmt.Errorf("detector: Props.ReservedConcurrency %d is out of range 0..1000 (0: no reservation)", p.ReservedConcurrency)
 	case p.DedupeWindow < 0 || p.DedupeWindow > 24*time.Hour:
 		return fmt.Errorf("detector: Props.DedupeWindow %v is out of range 0..24h", p.DedupeWindow)
 	case p.InventoryTTL < 0 || p.InventoryTTL > time.Hour:
@@ -144,14 +172,11 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	code := props.Code
 	if code == nil {
 		var err error
-		if code, err = golambda.Code(Package); err != nil {
+		if code, err = golambda.Code(scope, Package); err != nil {
 			return nil, fmt.Errorf("detector: %w", err)
 		}
 	}
 	conc, dedupe, ttl := props.ReservedConcurrency, props.DedupeWindow, props.InventoryTTL
-	if conc == 0 {
-		conc = 5
-	}
 	if dedupe == 0 {
 		dedupe = time.Hour
 	}
@@ -161,6 +186,7 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 
 	d := &detector{}
 	constructs.NewConstruct_Override(d, scope, jsii.String(id))
+	stack := awscdk.Stack_Of(d)
 
 	// A customer managed key: CloudWatch alarms can publish to a topic encrypted with it (they
 	// cannot use the AWS managed aws/sns key). USD 1/month.
@@ -170,17 +196,33 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(7)),
 	})
+	// CloudWatch alarms publish to the topic as the service principal cloudwatch.amazonaws.com,
+	// which needs the key (SNS encrypts with it on the alarm's behalf). Scoped to alarms of this
+	// account and region with aws:SourceAccount and aws:SourceArn (the confused-deputy guard that
+	// CloudWatch supports for SNS and KMS): another account's alarm cannot use the key.
+	alarmsHere := alarmConditions(stack)
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("AllowCloudWatchAlarmsToPublish"),
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
+		Conditions: alarmsHere,
 	}), nil)
 	d.topic = awssns.NewTopic(d, jsii.String("Alerts"), &awssns.TopicProps{
 		DisplayName: jsii.String("Defenders: instance credentials used from the wrong place"),
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
+	// EnforceSSL leaves the topic policy with a single Deny: without this Allow, CloudWatch
+	// (another principal than the account) could not publish and every alarm would go nowhere.
+	// EventBridge publishes nothing here (its rule targets the function), so it gets no grant.
+	d.topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarmsToPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{d.topic.TopicArn()},
+		Conditions: alarmsHere,
+	}))
 	if props.AlertEmail != "" {
 		d.topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.AlertEmail), nil))
 	}
@@ -224,8 +266,8 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		Env:         env,
 	})
 
-	awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{
-		Description:  jsii.String("Instance-role API calls (CloudTrail management events) for the Defenders detector"),
+	rule := awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{
+		Description:  jsii.String("Instance-role API calls (CloudTrail management events, read-only included) for the Defenders detector"),
 		EventPattern: EventPattern(),
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(d.fn, &awseventstargets.LambdaFunctionProps{
 			DeadLetterQueue: d.dlq,
@@ -233,6 +275,10 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
 		})},
 	})
+	// ENABLED delivers only write management events; this state adds the read-only ones
+	// (Describe*, List*, Get*) that credential exfiltration starts with. Set through the L1
+	// property so that it works with every supported aws-cdk-go version.
+	rule.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("State"), jsii.String(RuleState))
 	if props.TrailLogGroupName != "" {
 		lg := awslogs.LogGroup_FromLogGroupName(d, jsii.String("Trail"), jsii.String(props.TrailLogGroupName))
 		awslogs.NewSubscriptionFilter(d, jsii.String("TrailSubscription"), &awslogs.SubscriptionFilterProps{

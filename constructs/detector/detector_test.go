@@ -50,18 +50,24 @@ func one(t *testing.T, tpl map[string]any, typ string) (string, map[string]any) 
 func TestDetectorWiring(t *testing.T) {
 	tpl := synth(t, &detector.Props{AlertEmail: "secops@example.com", TrailLogGroupName: "aws-cloudtrail-logs"})
 	_, fn := one(t, tpl, "AWS::Lambda::Function")
-	t.Run("the function is arm64 provided.al2023 with reserved concurrency and a DLQ", func(t *testing.T) {
+	t.Run("the function is arm64 provided.al2023 with no reserved concurrency (deployable in a new account) and a DLQ", func(t *testing.T) {
 		if fn["Runtime"] != "provided.al2023" || fn["Handler"] != "bootstrap" {
 			t.Errorf("runtime %v handler %v", fn["Runtime"], fn["Handler"])
 		}
 		if a, _ := json.Marshal(fn["Architectures"]); string(a) != `["arm64"]` {
 			t.Errorf("architectures %s", a)
 		}
-		if fn["ReservedConcurrentExecutions"] != 5.0 {
-			t.Errorf("reserved concurrency %v", fn["ReservedConcurrentExecutions"])
+		if v, ok := fn["ReservedConcurrentExecutions"]; ok {
+			t.Errorf("reserved concurrency %v by default: a new account (quota 10) refuses any reservation", v)
 		}
 		if fn["DeadLetterConfig"] == nil {
 			t.Errorf("no dead-letter config")
+		}
+	})
+	t.Run("the EventBridge rule also receives read-only management events", func(t *testing.T) {
+		_, rule := one(t, tpl, "AWS::Events::Rule")
+		if rule["State"] != "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" {
+			t.Errorf("rule state %v: ENABLED delivers write events only", rule["State"])
 		}
 	})
 	t.Run("the EventBridge rule only passes instance-role calls not made by AWS services", func(t *testing.T) {
@@ -129,6 +135,78 @@ func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
 		{Action: "sns:DeleteTopic", Resource: "arn:aws:sns:us-east-1:111122223333:alerts", Want: iameval.ImplicitlyDenied},
 	}
 	cdktest.ExpectDecisions(t, "arn:aws:sts::111122223333:assumed-role/detector/fn", docs, cases)
+}
+
+func TestReservedConcurrencyIsSetOnlyWhenAskedFor(t *testing.T) {
+	tpl := synth(t, &detector.Props{ReservedConcurrency: 5})
+	if _, fn := one(t, tpl, "AWS::Lambda::Function"); fn["ReservedConcurrentExecutions"] != 5.0 {
+		t.Errorf("reserved concurrency %v, want 5", fn["ReservedConcurrentExecutions"])
+	}
+}
+
+// TestAlarmsReachTheEncryptedTopic evaluates the topic policy and the key policy, as resource
+// policies, with the IAM evaluator: CloudWatch alarms of this account can publish (over TLS);
+// another account's alarms, and anything over plain HTTP, cannot.
+func TestAlarmsReachTheEncryptedTopic(t *testing.T) {
+	tpl := synth(t, &detector.Props{})
+	const (
+		account  = "111122223333"
+		topicArn = "arn:aws:sns:us-east-1:111122223333:alerts"
+		keyArn   = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	)
+	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
+	keyID, key := one(t, tpl, "AWS::KMS::Key")
+	values := map[string]any{`{"Ref":"AWS::Partition"}`: "aws", `{"Ref":"` + topicID + `"}`: topicArn,
+		`{"Fn::GetAtt":["` + keyID + `","Arn"]}`: keyArn}
+	_, tp := one(t, tpl, "AWS::SNS::TopicPolicy")
+	policy := func(name string, doc any) *iameval.Policy {
+		b, err := json.Marshal(cdktest.Substitute(t, doc, values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &iameval.Policy{Name: name, Document: b}
+	}
+	topicPolicy, keyPolicy := policy("topic policy", tp["PolicyDocument"]), policy("key policy", key["KeyPolicy"])
+	alarm := func(acct string) map[string]any {
+		return map[string]any{"aws:SourceAccount": acct, "aws:SourceArn": "arn:aws:cloudwatch:us-east-1:" + acct + ":alarm:detector-Errors",
+			"aws:SecureTransport": "true"}
+	}
+	plain := alarm(account)
+	plain["aws:SecureTransport"] = "false"
+	otherRegion := alarm(account)
+	otherRegion["aws:SourceArn"] = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:x"
+	cases := []struct {
+		name, action, resource string
+		pol                    *iameval.Policy
+		ctx                    map[string]any
+		want                   string
+	}{
+		{"an alarm of this account can publish", "sns:Publish", topicArn, topicPolicy, alarm(account), iameval.Allowed},
+		{"an alarm of another account cannot publish", "sns:Publish", topicArn, topicPolicy, alarm("999988887777"), iameval.ImplicitlyDenied},
+		{"an alarm of another region cannot publish", "sns:Publish", topicArn, topicPolicy, otherRegion, iameval.ImplicitlyDenied},
+		{"nothing is published over plain HTTP", "sns:Publish", topicArn, topicPolicy, plain, iameval.ExplicitlyDenied},
+		{"CloudWatch may not change the topic", "sns:SetTopicAttributes", topicArn, topicPolicy, alarm(account), iameval.ImplicitlyDenied},
+		{"an alarm of this account can encrypt with the key", "kms:GenerateDataKey", keyArn, keyPolicy, alarm(account), iameval.Allowed},
+		{"an alarm of this account can decrypt with the key", "kms:Decrypt", keyArn, keyPolicy, alarm(account), iameval.Allowed},
+		{"an alarm of another account cannot use the key", "kms:GenerateDataKey", keyArn, keyPolicy, alarm("999988887777"), iameval.ImplicitlyDenied},
+		{"CloudWatch cannot manage the key", "kms:ScheduleKeyDeletion", keyArn, keyPolicy, alarm(account), iameval.ImplicitlyDenied},
+	}
+	reqs := make([]iameval.Request, len(cases))
+	for i, c := range cases {
+		reqs[i] = iameval.Request{Name: c.name, Principal: "cloudwatch.amazonaws.com", Action: c.action, Resource: c.resource,
+			Context: c.ctx, ResourcePolicy: c.pol, ResourceAccount: account}
+	}
+	res, err := iameval.Evaluate(t.Context(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if res[i].Decision != c.want {
+				t.Errorf("%s %s: %s, want %s\n%s", c.action, c.resource, res[i].Decision, c.want, res[i].Explain)
+			}
+		})
+	}
 }
 
 func TestDetectorPropsAreValidated(t *testing.T) {

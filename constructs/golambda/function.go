@@ -19,7 +19,9 @@ type FunctionOptions struct {
 	Role awsiam.IRole
 	// Timeout of one invocation. Required.
 	Timeout awscdk.Duration
-	// ReservedConcurrency caps the function's concurrency.
+	// ReservedConcurrency reserves (and caps) the function's concurrency. 0 reserves none: Lambda
+	// refuses a reservation that leaves less than 10 of the account's quota unreserved, and a new
+	// account's whole quota is 10, so any reservation fails to deploy there.
 	ReservedConcurrency int
 	// LogGroup receives the function's JSON logs.
 	LogGroup awslogs.ILogGroup
@@ -38,6 +40,10 @@ type FunctionOptions struct {
 // retries and then the dead-letter queue.
 func NewFunction(scope constructs.Construct, id string, o *FunctionOptions) awslambda.Function {
 	env := o.Env
+	var reserved *float64
+	if o.ReservedConcurrency > 0 {
+		reserved = jsii.Number(float64(o.ReservedConcurrency))
+	}
 	return awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
 		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:                 awslambda.Architecture_ARM_64(),
@@ -46,7 +52,7 @@ func NewFunction(scope constructs.Construct, id string, o *FunctionOptions) awsl
 		Role:                         o.Role,
 		MemorySize:                   jsii.Number(256),
 		Timeout:                      o.Timeout,
-		ReservedConcurrentExecutions: jsii.Number(float64(o.ReservedConcurrency)),
+		ReservedConcurrentExecutions: reserved,
 		LogGroup:                     o.LogGroup,
 		LoggingFormat:                awslambda.LoggingFormat_JSON,
 		DeadLetterQueue:              o.DeadLetterQueue,

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -16,16 +17,62 @@ import (
 
 const detectorPkg = "github.com/defenders-cdk/defenders/lambda/detector"
 
-func TestPackageDirFindsALambdaOfThisModuleWithoutGoList(t *testing.T) {
-	d, err := packageDir(detectorPkg)
+func TestLocateFindsALambdaOfThisModuleWithoutGoList(t *testing.T) {
+	root, rel, err := locate(detectorPkg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(d, "main.go")); err != nil {
-		t.Fatalf("packageDir = %s: %v", d, err)
+	if _, err := os.Stat(filepath.Join(root, rel, "main.go")); err != nil {
+		t.Fatalf("locate = %s, %s: %v", root, rel, err)
 	}
-	if _, err := packageDir("github.com/defenders-cdk/defenders/lambda/nosuch"); err == nil {
-		t.Fatal("a package that does not exist was found")
+	for _, bad := range []string{"github.com/defenders-cdk/defenders/lambda/nosuch", "github.com/someone/else/lambda/detector",
+		"github.com/defenders-cdk/defenders/../../etc", "github.com/defenders-cdk/defenders/"} {
+		if _, _, err := locate(bad); err == nil {
+			t.Errorf("%s was found", bad)
+		}
+	}
+}
+
+// TestCodeReturnsAFailedBuildAsAnError: a build that fails is an error from Code (and so from
+// detector.New and locker.New), never a panic inside a jsii callback.
+func TestCodeReturnsAFailedBuildAsAnError(t *testing.T) {
+	if _, err := goVersion(); err != nil { // known before the toolchain is broken below
+		t.Fatal(err)
+	}
+	t.Setenv(EnvCacheDir, t.TempDir())
+	t.Setenv("GOROOT", filepath.Join(t.TempDir(), "no-such-goroot"))
+	mu.Lock()
+	saved := builds
+	builds = map[string]string{}
+	mu.Unlock()
+	t.Cleanup(func() { mu.Lock(); builds = saved; mu.Unlock() })
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	var err error
+	cdktest.NoPanic(t, func() {
+		_, err = Code(awscdk.NewStack(app, jsii.String("s"), nil), detectorPkg)
+	})
+	if err == nil || !strings.Contains(err.Error(), "go build github.com/defenders-cdk/defenders/lambda/detector") {
+		t.Fatalf("err = %v, want the failed go build named", err)
+	}
+}
+
+// TestAnUnchangedLambdaIsNotRebuilt: the second Code call with the same inputs reuses the cached
+// bootstrap (the build cache is keyed by the inputs), and a changed input gets a new key.
+func TestAnUnchangedLambdaIsNotRebuilt(t *testing.T) {
+	root, rel, err := locate(detectorPkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := inputKey(root, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := inputKey(root, rel)
+	if k1 != k2 {
+		t.Fatalf("the same inputs hash differently: %s vs %s", k1, k2)
+	}
+	if k3, _ := inputKey(root, filepath.Join("lambda", "locker")); k3 == k1 {
+		t.Fatal("two packages share a cache key")
 	}
 }
 
@@ -67,7 +114,7 @@ func TestBundlingThroughCDK(t *testing.T) {
 		var h string
 		cdktest.NoPanic(t, func() {
 			st := awscdk.NewStack(app, jsii.String("s"), nil)
-			code, err := Code(detectorPkg)
+			code, err := Code(st, detectorPkg)
 			if err != nil {
 				t.Fatal(err)
 			}

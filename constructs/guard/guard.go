@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/internal/annotate"
 )
 
 // ExemptMetadataKey is the Metadata key lock.Exempt writes on a role (kept equal to
@@ -86,7 +88,7 @@ func (v *validation) Validate() *[]*string {
 		if f.Error {
 			awscdk.Annotations_Of(target).AddError(jsii.String(f.Message))
 		} else {
-			awscdk.Annotations_Of(target).AddWarningV2(jsii.String("defenders:guard"), jsii.String(f.Message))
+			annotate.Warning(target, "defenders:guard", f.Message)
 		}
 	}
 	return &[]*string{}

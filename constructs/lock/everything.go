@@ -467,7 +467,7 @@ func (a *everything) lockCfnInstance(cfn awsec2.CfnInstance, role roleRef, holde
 	}
 	if beforeLaunch {
 		// The lock does not reference the instance: create it first, so there is no unlocked window.
-		cfn.AddDependency(rl.policy)
+		cfn.Node().AddDependency(rl.policy) // DependsOn (CfnResource.AddDependency is deprecated; its successor is missing from v2.240)
 	}
 	return nil
 }
@@ -512,7 +512,7 @@ func (a *everything) lockGroup(asg awsautoscaling.AutoScalingGroup) error {
 		return err
 	}
 	if cfn != nil {
-		cfn.AddDependency(rl.policy)
+		cfn.Node().AddDependency(rl.policy) // DependsOn (CfnResource.AddDependency is deprecated; its successor is missing from v2.240)
 	}
 	return nil
 }

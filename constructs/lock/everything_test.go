@@ -316,7 +316,7 @@ func TestEverythingLocksRawCfnInstancesThroughTheirInstanceProfile(t *testing.T)
 				role.AddMetadata(jsii.String(lock.ExemptMetadataKey), "legacy host, replaced next quarter")
 			}
 			profile := awsiam.NewCfnInstanceProfile(w.stack, jsii.String(id+"Profile"), &awsiam.CfnInstanceProfileProps{
-				Roles: &[]*string{role.Ref()},
+				Roles: &[]interface{}{role.Ref()},
 			})
 			awsec2.NewCfnInstance(w.stack, jsii.String(id), &awsec2.CfnInstanceProps{
 				ImageId: jsii.String("ami-0123456789abcdef0"), InstanceType: jsii.String("t3.micro"),

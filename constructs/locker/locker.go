@@ -57,7 +57,10 @@ type Props struct {
 	RolePath string
 	// Schedule is how often every managed role is reconciled. Default 15 minutes.
 	Schedule time.Duration
-	// ReservedConcurrency caps the function's concurrency. Default 2.
+	// ReservedConcurrency reserves (and caps) the function's concurrency. Default 0: no
+	// reservation, which deploys in any account (Lambda refuses a reservation that leaves less
+	// than 10 of the account's quota unreserved; a new account's quota is 10). The locker's
+	// writes are idempotent and converge, so concurrent runs are safe without a cap.
 	ReservedConcurrency int
 	// AlarmTopicArn receives the alarms (errors, fallback locks, dead letters). Default: none
 	// (the alarms still show in the CloudWatch console). The app passes the detector's topic.
@@ -97,7 +100,7 @@ func (p *Props) Validate() error {
 	case p.Schedule != 0 && (p.Schedule < time.Minute || p.Schedule > 24*time.Hour):
 		return fmt.Errorf("locker: Props.Schedule %v is out of range 1m..24h", p.Schedule)
 	case p.ReservedConcurrency < 0 || p.ReservedConcurrency > 100:
-		return fmt.Errorf("locker: Props.ReservedConcurrency %d is out of range 1..100", p.ReservedConcurrency)
+		return fmt.Errorf("locker: Props.ReservedConcurrency %d is out of range 0..100 (0: no reservation)", p.ReservedConcurrency)
 	}
 	return nil
 }
@@ -124,13 +127,10 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	if every == 0 {
 		every = 15 * time.Minute
 	}
-	if conc == 0 {
-		conc = 2
-	}
 	code := props.Code
 	if code == nil {
 		var err error
-		if code, err = golambda.Code(Package); err != nil {
+		if code, err = golambda.Code(scope, Package); err != nil {
 			return nil, fmt.Errorf("locker: %w", err)
 		}
 	}
@@ -170,6 +170,18 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 				awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), stack.Partition(), jsii.String(":iam::"), stack.Account(), jsii.String(":instance-profile/*")}),
 				managed,
 			},
+		},
+		{
+			// Destroy safety: before writing a lock, the locker asks which stack owns the role and
+			// whether that stack (or its root) is being deleted; writing then would make
+			// CloudFormation's DeleteRole fail (DeleteConflict). Read-only, stacks of this
+			// account and region only.
+			Sid:     jsii.String("ReadStacks"),
+			Actions: jsii.Strings("cloudformation:DescribeStackResources", "cloudformation:DescribeStacks"),
+			Resources: &[]*string{awscdk.Fn_Join(jsii.String(""), &[]*string{
+				jsii.String("arn:"), stack.Partition(), jsii.String(":cloudformation:"), stack.Region(), jsii.String(":"),
+				stack.Account(), jsii.String(":stack/*"),
+			})},
 		},
 		{
 			// The only write: the inline lock policy, and only on roles under the managed path.

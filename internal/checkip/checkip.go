@@ -362,7 +362,10 @@ func snippet(s string) string {
 // all and yields an empty, non-nil slice) or one or more CIDRs or bare
 // addresses separated by commas, with optional whitespace around each item.
 // Bare addresses become /32 (IPv4) or /128 (IPv6). Private ranges are
-// allowed, since SSH may legitimately arrive over a VPN or Direct Connect.
+// allowed, since SSH may legitimately arrive over a VPN or Direct Connect
+// (PrivateSource tells them apart; the battleground warns about them).
+// Loopback, link-local, multicast and reserved ranges are refused: no
+// workstation's connection arrives from there.
 //
 // It returns an ErrInvalidCIDRs error naming the offending item for: an empty
 // value, empty items, invalid syntax, a CIDR with host bits set (the error
@@ -427,7 +430,11 @@ func parseCIDRItem(item string) (netip.Prefix, error) {
 		if addr.IsUnspecified() {
 			return netip.Prefix{}, itemError("is the unspecified address, which is never an SSH source (to allow nobody, use \"none\")")
 		}
-		return netip.PrefixFrom(addr, addr.BitLen()), nil
+		p := netip.PrefixFrom(addr, addr.BitLen())
+		if why := neverASource(p); why != "" {
+			return netip.Prefix{}, itemError(why)
+		}
+		return p, nil
 	}
 
 	p, err := netip.ParsePrefix(item)
@@ -448,7 +455,56 @@ func parseCIDRItem(item string) (netip.Prefix, error) {
 		return netip.Prefix{}, itemError(fmt.Sprintf("has host bits set; the network would be %s (or use %s for the single address)",
 			m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen())))
 	}
+	if why := neverASource(p); why != "" {
+		return netip.Prefix{}, itemError(why)
+	}
 	return p, nil
+}
+
+// impossibleSources are ranges whose addresses never reach a security group as the source of a
+// connection from a workstation: a value inside one of them is a typo or a copy of the wrong
+// address, and SSH would silently stay closed.
+var impossibleSources = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\" (0.0.0.0/8)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (240.0.0.0/4)"},
+}
+
+// neverASource says why p lies wholly inside a range that can never be an SSH source, or "".
+func neverASource(p netip.Prefix) string {
+	for _, r := range impossibleSources {
+		if p.Bits() >= r.prefix.Bits() && r.prefix.Contains(p.Addr()) {
+			return fmt.Sprintf("is %s (%s): a workstation's connection never arrives from there, so SSH would stay closed; use the public address that checkip.amazonaws.com shows", r.what, r.prefix)
+		}
+	}
+	return ""
+}
+
+// privateRanges are sources that reach a VPC only over a VPN, Direct Connect, a peering or a
+// transit gateway, never from the internet: allowed, but worth a warning.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// PrivateSource reports whether p lies inside a private (RFC 1918, RFC 6598 shared or IPv6
+// unique local) range: such a source reaches an instance only over private connectivity.
+func PrivateSource(p netip.Prefix) bool {
+	for _, r := range privateRanges {
+		if p.Bits() >= r.Bits() && r.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Resolution is the outcome of Resolve.

@@ -422,6 +422,15 @@ func TestParseCIDRs(t *testing.T) {
 		{name: "none mixed with CIDRs is rejected", in: "none,203.0.113.7", wantMsg: []string{"item 1", "none", "cannot be combined"}},
 		{name: "CIDRs followed by none are rejected", in: "203.0.113.7, None", wantMsg: []string{"item 2", "cannot be combined"}},
 		{name: "a semicolon separator is rejected", in: "203.0.113.7;10.0.0.0/8", wantMsg: []string{"not a valid"}},
+		{name: "a loopback address is rejected", in: "127.0.0.1", wantMsg: []string{"item 1", "loopback", "127.0.0.0/8"}},
+		{name: "the IPv6 loopback is rejected", in: "::1", wantMsg: []string{"loopback"}},
+		{name: "a loopback range is rejected", in: "127.0.0.0/8", wantMsg: []string{"loopback"}},
+		{name: "an EC2 metadata-style link-local address is rejected", in: "169.254.169.254", wantMsg: []string{"link-local"}},
+		{name: "an IPv6 link-local address is rejected", in: "fe80::1", wantMsg: []string{"link-local"}},
+		{name: "a multicast address is rejected", in: "203.0.113.7,224.0.0.251", wantMsg: []string{"item 2", "multicast"}},
+		{name: "an IPv6 multicast range is rejected", in: "ff02::/16", wantMsg: []string{"multicast"}},
+		{name: "a reserved class E address is rejected", in: "255.255.255.255", wantMsg: []string{"reserved"}},
+		{name: "a wide prefix that merely contains loopback is judged elsewhere", in: "64.0.0.0/2", want: []string{"64.0.0.0/2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -556,6 +565,25 @@ func TestResolve(t *testing.T) {
 				if !strings.Contains(got.Note, m) {
 					t.Errorf("note %q does not mention %q", got.Note, m)
 				}
+			}
+		})
+	}
+}
+
+func TestPrivateSource(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"10.1.2.3/32", true}, {"172.16.0.0/12", true}, {"192.168.1.0/24", true},
+		{"100.64.0.1/32", true}, {"fd00::1/128", true},
+		{"203.0.113.7/32", false}, {"2001:db8::/64", false}, {"8.0.0.0/7", false},
+		{"10.0.0.0/7", false}, // wider than the private range: not wholly private
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := PrivateSource(netip.MustParsePrefix(tc.in)); got != tc.want {
+				t.Errorf("PrivateSource(%s) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}

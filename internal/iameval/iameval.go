@@ -58,6 +58,12 @@ type Request struct {
 	Context map[string]any
 	// IdentityPolicies are the policies attached to the principal.
 	IdentityPolicies []Policy
+	// ResourcePolicy is the resource's own policy (an SNS topic policy, a KMS key policy), or
+	// nil. A service principal (cloudwatch.amazonaws.com) is allowed by this alone.
+	ResourcePolicy *Policy
+	// ResourceAccount is the account that owns Resource. Default: the principal's account;
+	// required when Principal is a service principal (which has no account).
+	ResourceAccount string
 }
 
 // Policy is a named IAM policy document.
@@ -90,6 +96,7 @@ type wireRequest struct {
 	AccountID        string         `json:"accountId"`
 	Context          map[string]any `json:"context"`
 	IdentityPolicies []wirePolicy   `json:"identityPolicies"`
+	ResourcePolicy   *wirePolicy    `json:"resourcePolicy,omitempty"`
 }
 
 type wirePolicy struct {
@@ -185,10 +192,24 @@ func toWire(reqs []Request) ([]wireRequest, error) {
 			continue
 		}
 		seen[r.Name] = true
-		account, err := accountOf(r.Principal)
-		if err != nil {
+		account := r.ResourceAccount
+		if strings.HasSuffix(r.Principal, ".amazonaws.com") && !strings.HasPrefix(r.Principal, "arn:") {
+			if len(account) != 12 {
+				errs = append(errs, fmt.Errorf("request %q: service principal %s needs a 12-digit ResourceAccount", r.Name, r.Principal))
+				continue
+			}
+		} else if a, err := accountOf(r.Principal); err != nil {
 			errs = append(errs, fmt.Errorf("request %q: %w", r.Name, err))
 			continue
+		} else if account == "" {
+			account = a
+		}
+		var rp *wirePolicy
+		if r.ResourcePolicy != nil {
+			if !json.Valid(r.ResourcePolicy.Document) {
+				errs = append(errs, fmt.Errorf("request %q: resource policy %q is not valid JSON", r.Name, r.ResourcePolicy.Name))
+			}
+			rp = &wirePolicy{Name: r.ResourcePolicy.Name, Document: r.ResourcePolicy.Document}
 		}
 		ctx := make(map[string]any, len(r.Context))
 		for k, v := range r.Context {
@@ -208,7 +229,7 @@ func toWire(reqs []Request) ([]wireRequest, error) {
 		}
 		wire[i] = wireRequest{
 			Name: r.Name, Principal: r.Principal, Action: r.Action, Resource: r.Resource,
-			AccountID: account, Context: ctx, IdentityPolicies: pols,
+			AccountID: account, Context: ctx, IdentityPolicies: pols, ResourcePolicy: rp,
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -7,7 +7,8 @@
 // is a test-time oracle only and is never shipped.
 //
 // stdin:  JSON array of {name, principal, action, resource, accountId,
-//         context: {key: string | string[]}, identityPolicies: [{name, document}]}
+//         context: {key: string | string[]}, identityPolicies: [{name, document}],
+//         resourcePolicy?: {name, document}}
 // stdout: JSON array, same order, of {name, decision, errors, ignoredContextKeys,
 //         denyingStatements, explain}
 // Anything that stops the batch itself goes to stderr with a non-zero exit code.
@@ -108,9 +109,14 @@ async function simulateOne(req) {
     serviceControlPolicies: [],
     resourceControlPolicies: []
   }
+  const linted = simulation.identityPolicies.map((p) => ({ name: p.name, document: p.policy }))
+  if (req.resourcePolicy) {
+    simulation.resourcePolicy = req.resourcePolicy.document
+    linted.push({ name: req.resourcePolicy.name, document: req.resourcePolicy.document })
+  }
   let response
   try {
-    const lint = await lintPolicies(simulation.identityPolicies.map((p) => ({ name: p.name, document: p.policy })))
+    const lint = await lintPolicies(linted)
     if (lint.length > 0) {
       return { name: req.name, errors: { message: 'policy lint', problems: lint } }
     }

@@ -46,6 +46,9 @@ type Instance struct {
 	IPv6 []string
 	// Profile is the name of the instance profile ("" for none).
 	Profile string
+	// Region is the region the instance lives in ("" for Region): only
+	// requests signed for that region see it.
+	Region string
 }
 
 // Role is an IAM role of a Cloud.
@@ -68,39 +71,48 @@ type InstanceProfile struct {
 	Roles []string
 }
 
-// Cloud is a small stateful AWS account behind fake EC2, IAM and STS
-// endpoints: instances with addresses, VPCs and instance profiles; roles
-// with paths and inline policies. Its handlers implement what a locker or
-// detector needs of DescribeInstances, GetInstanceProfile, GetRole,
-// ListRoles, ListInstanceProfilesForRole, ListRolePolicies, GetRolePolicy,
-// PutRolePolicy, DeleteRolePolicy, GetCallerIdentity and AssumeRole, with
-// the real errors (NoSuchEntity, InvalidInstanceID.NotFound,
-// MalformedPolicyDocument, LimitExceeded, AccessDenied).
+// Cloud is a small stateful AWS account behind fake EC2, IAM, STS and
+// CloudFormation endpoints: instances with addresses, VPCs and instance
+// profiles; roles with paths and inline policies; stacks with a status and
+// the physical ids of their resources. Its handlers implement what a
+// locker or detector needs of DescribeInstances, GetInstanceProfile,
+// GetRole, ListRoles, ListInstanceProfilesForRole, ListRolePolicies,
+// GetRolePolicy, PutRolePolicy, DeleteRolePolicy, GetCallerIdentity,
+// AssumeRole, DescribeStackResources and DescribeStacks, with the real
+// errors (NoSuchEntity, InvalidInstanceID.NotFound, MalformedPolicyDocument,
+// LimitExceeded, AccessDenied, ValidationError "Stack ... does not exist").
 type Cloud struct {
-	// EC2, IAM and STS are the endpoints; use them to inject faults and
-	// read the calls.
-	EC2, IAM, STS *Service
+	// EC2, IAM, STS and CloudFormation are the endpoints; use them to
+	// inject faults and read the calls.
+	EC2, IAM, STS, CloudFormation *Service
 
 	mu        sync.Mutex
 	instances map[string]*Instance
 	roles     map[string]*Role
 	profiles  map[string]*InstanceProfile
+	stacks    map[string]*Stack
 	writable  []string
 	pageSize  int
+	enabled   []string             // regions enabled for the account (see SetRegions)
+	down      map[string]*APIError // EC2 errors per region (see FailRegion)
 }
 
 // NewCloud starts an empty Cloud.
 func NewCloud(t testing.TB) *Cloud {
 	t.Helper()
 	c := &Cloud{
-		EC2:       NewService(t, "ec2", ProtocolEC2, NamespaceEC2),
-		IAM:       NewService(t, "iam", ProtocolQuery, NamespaceIAM),
-		STS:       NewService(t, "sts", ProtocolQuery, NamespaceSTS),
-		instances: map[string]*Instance{},
-		roles:     map[string]*Role{},
-		profiles:  map[string]*InstanceProfile{},
+		EC2: NewService(t, "ec2", ProtocolEC2, NamespaceEC2),
+		IAM: NewService(t, "iam", ProtocolQuery, NamespaceIAM),
+		STS: NewService(t, "sts", ProtocolQuery, NamespaceSTS),
+		// CloudFormation speaks the awsQuery dialect, like IAM.
+		CloudFormation: NewService(t, "cloudformation", ProtocolQuery, NamespaceCloudFormation),
+		instances:      map[string]*Instance{},
+		roles:          map[string]*Role{},
+		profiles:       map[string]*InstanceProfile{},
+		stacks:         map[string]*Stack{},
 	}
 	c.EC2.Handle("DescribeInstances", c.describeInstances)
+	c.EC2.Handle("DescribeRegions", c.describeRegions)
 	c.IAM.Handle("GetInstanceProfile", c.getInstanceProfile)
 	c.IAM.Handle("GetRole", c.getRole)
 	c.IAM.Handle("ListRoles", c.listRoles)
@@ -111,6 +123,8 @@ func NewCloud(t testing.TB) *Cloud {
 	c.IAM.Handle("DeleteRolePolicy", c.deleteRolePolicy)
 	c.STS.Handle("GetCallerIdentity", c.getCallerIdentity)
 	c.STS.Handle("AssumeRole", c.assumeRole)
+	c.CloudFormation.Handle("DescribeStackResources", c.describeStackResources)
+	c.CloudFormation.Handle("DescribeStacks", c.describeStacks)
 	return c
 }
 
@@ -120,6 +134,8 @@ func (c *Cloud) Env() map[string]string {
 		"AWS_ENDPOINT_URL_EC2": c.EC2.URL,
 		"AWS_ENDPOINT_URL_IAM": c.IAM.URL,
 		"AWS_ENDPOINT_URL_STS": c.STS.URL,
+		// The SDK's service id is "CloudFormation".
+		"AWS_ENDPOINT_URL_CLOUDFORMATION": c.CloudFormation.URL,
 	}
 }
 
@@ -215,13 +231,18 @@ func (c *Cloud) RolePolicy(role, name string) (string, bool) {
 
 // describeInstances implements ec2:DescribeInstances with InstanceId.N,
 // the filters instance-id, instance-state-name, iam-instance-profile.arn
-// and vpc-id, and paging (see SetPageSize).
+// and vpc-id, and paging (see SetPageSize), in the region the request is
+// signed for: instances of other regions are unknown there, and a region
+// that is not enabled refuses the call (see SetRegions).
 func (c *Cloud) describeInstances(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.checkRegion(req); err != nil {
+		return "", err
+	}
 	ids := req.List("InstanceId")
 	for _, id := range ids {
-		if _, ok := c.instances[id]; !ok {
+		if in, ok := c.instances[id]; !ok || !inRegion(in, req) {
 			return "", Errorf(http.StatusBadRequest, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 		}
 	}
@@ -245,7 +266,7 @@ func (c *Cloud) describeInstances(req *Request) (string, error) {
 	}
 	var match []*Instance
 	for _, in := range c.instances {
-		if len(ids) > 0 && !slices.Contains(ids, in.ID) {
+		if len(ids) > 0 && !slices.Contains(ids, in.ID) || !inRegion(in, req) {
 			continue
 		}
 		ok := true

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -24,6 +26,7 @@ type clients struct {
 	ec2 *ec2.Client
 	iam *iam.Client
 	sts *sts.Client
+	cfn *cloudformation.Client
 }
 
 func newClients(c *Cloud) clients {
@@ -35,10 +38,14 @@ func newClients(c *Cloud) clients {
 		ec2: ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint, o.RetryMaxAttempts = aws.String(c.EC2.URL), 1 }),
 		iam: iam.NewFromConfig(cfg, func(o *iam.Options) { o.BaseEndpoint, o.RetryMaxAttempts = aws.String(c.IAM.URL), 1 }),
 		sts: sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint, o.RetryMaxAttempts = aws.String(c.STS.URL), 1 }),
+		cfn: cloudformation.NewFromConfig(cfg, func(o *cloudformation.Options) {
+			o.BaseEndpoint, o.RetryMaxAttempts = aws.String(c.CloudFormation.URL), 1
+		}),
 	}
 }
 
-// sampleCloud has one running web instance with a role under /defenders/.
+// sampleCloud has one running web instance with a role under /defenders/,
+// deployed by the nested stack Web of the root stack App.
 func sampleCloud(t *testing.T) *Cloud {
 	c := NewCloud(t)
 	c.AddRole("web-role", "/defenders/")
@@ -47,6 +54,12 @@ func sampleCloud(t *testing.T) *Cloud {
 	c.PutInstance(Instance{ID: "i-0123456789abcdef0", State: "running", VPC: "vpc-0123456789abcdef0",
 		PrivateIP: "10.0.1.10", PublicIP: "54.10.20.30", IPv6: []string{"2600:1f18::10"}, Profile: "web-profile"})
 	c.PutInstance(Instance{ID: "i-0fedcba9876543210", State: "stopped", VPC: "vpc-0123456789abcdef0", PrivateIP: "10.0.1.11"})
+	c.PutStack(Stack{Name: "App", Status: "UPDATE_COMPLETE", Resources: []StackResource{
+		{LogicalID: "Web", PhysicalID: StackID("Web"), Type: "AWS::CloudFormation::Stack"}}})
+	c.PutStack(Stack{Name: "Web", Status: "CREATE_COMPLETE", Root: "App", Resources: []StackResource{
+		{LogicalID: "WebRole", PhysicalID: "web-role", Type: "AWS::IAM::Role"},
+		{LogicalID: "WebProfile", PhysicalID: "web-profile", Type: "AWS::IAM::InstanceProfile"},
+		{LogicalID: "WebInstance", PhysicalID: "i-0123456789abcdef0", Type: "AWS::EC2::Instance"}}})
 	return c
 }
 
@@ -144,6 +157,78 @@ func TestCloudSpeaksTheWireProtocols(t *testing.T) {
 		}
 	})
 
+	t.Run("DescribeStackResources by physical id and DescribeStacks answer what the SDK parses", func(t *testing.T) {
+		res, err := cl.cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{PhysicalResourceId: aws.String("web-role")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.StackResources) != 3 {
+			t.Fatalf("resources %+v, want the three of stack Web", res.StackResources)
+		}
+		r := res.StackResources[0]
+		if aws.ToString(r.StackName) != "Web" || aws.ToString(r.StackId) != StackID("Web") || aws.ToString(r.PhysicalResourceId) != "web-role" ||
+			aws.ToString(r.ResourceType) != "AWS::IAM::Role" || r.ResourceStatus != cfntypes.ResourceStatusCreateComplete {
+			t.Errorf("resource %+v", r)
+		}
+		stacks, err := cl.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: r.StackId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stacks.Stacks) != 1 {
+			t.Fatalf("stacks %+v", stacks.Stacks)
+		}
+		st := stacks.Stacks[0]
+		if aws.ToString(st.StackName) != "Web" || st.StackStatus != cfntypes.StackStatusCreateComplete ||
+			aws.ToString(st.RootId) != StackID("App") || aws.ToString(st.ParentId) != StackID("App") {
+			t.Errorf("stack %+v", st)
+		}
+		c.SetStackStatus("App", "DELETE_IN_PROGRESS")
+		defer c.SetStackStatus("App", "UPDATE_COMPLETE")
+		root, err := cl.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: st.RootId})
+		if err != nil || len(root.Stacks) != 1 || root.Stacks[0].StackStatus != cfntypes.StackStatusDeleteInProgress || root.Stacks[0].RootId != nil {
+			t.Errorf("root %+v (%v)", root, err)
+		}
+	})
+
+	t.Run("a deleted stack is found by its id only", func(t *testing.T) {
+		c.PutStack(Stack{Name: "Gone", Status: "DELETE_COMPLETE"})
+		if _, err := cl.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String("Gone")}); apiCode(err) != "ValidationError" {
+			t.Errorf("by name: %v, want ValidationError", err)
+		}
+		out, err := cl.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(StackID("Gone"))})
+		if err != nil || len(out.Stacks) != 1 || out.Stacks[0].StackStatus != cfntypes.StackStatusDeleteComplete {
+			t.Errorf("by id: %+v (%v)", out, err)
+		}
+	})
+
+	t.Run("DeleteRole answers DeleteConflict until the policies and the profile are gone", func(t *testing.T) {
+		c.AddRole("doomed", "/defenders/")
+		c.AddInstanceProfile("doomed-profile", "/", "doomed")
+		c.SetRolePolicy("doomed", "defenders-lock", `{"Version":"2012-10-17","Statement":[]}`)
+		code := func(err error) string {
+			var ae *APIError
+			if errors.As(err, &ae) {
+				return ae.Code
+			}
+			return ""
+		}
+		err := c.DeleteRole("doomed")
+		if code(err) != "DeleteConflict" || !strings.Contains(err.Error(), "must delete policies first") {
+			t.Fatalf("with an inline policy: %v", err)
+		}
+		c.DeleteRolePolicy("doomed", "defenders-lock")
+		if err := c.DeleteRole("doomed"); code(err) != "DeleteConflict" {
+			t.Fatalf("in an instance profile: %v", err)
+		}
+		c.DeleteInstanceProfile("doomed-profile")
+		if err := c.DeleteRole("doomed"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeleteRole("doomed"); code(err) != "NoSuchEntity" {
+			t.Errorf("twice: %v", err)
+		}
+	})
+
 	t.Run("AssumeRole hands out session credentials and records the session policy", func(t *testing.T) {
 		out, err := cl.sts.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(FunctionRoleARN),
 			RoleSessionName: aws.String("s"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
@@ -174,6 +259,10 @@ func TestCloudErrors(t *testing.T) {
 		_, err := cl.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("web-role")})
 		return err
 	}
+	stackOf := func() error {
+		_, err := cl.cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{PhysicalResourceId: aws.String("web-role")})
+		return err
+	}
 	identity := func() error {
 		_, err := cl.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		return err
@@ -195,6 +284,23 @@ func TestCloudErrors(t *testing.T) {
 			func() { c.IAM.InjectFaults("GetRole", c.IAM.ServerError()) }, getRole, "ServiceFailure", true},
 		{"an STS throttle is Throttling and retryable",
 			func() { c.STS.InjectFaults("GetCallerIdentity", c.STS.Throttle()) }, identity, "Throttling", true},
+		{"a CloudFormation throttle is Throttling and retryable",
+			func() { c.CloudFormation.InjectFaults("DescribeStackResources", c.CloudFormation.Throttle()) }, stackOf, "Throttling", true},
+		{"a CloudFormation server error is InternalFailure and retryable",
+			func() { c.CloudFormation.InjectFaults("*", c.CloudFormation.ServerError()) }, stackOf, "InternalFailure", true},
+		{"a physical id that no stack owns is ValidationError and not retryable",
+			func() {}, func() error {
+				_, err := cl.cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{PhysicalResourceId: aws.String("Admin")})
+				if err != nil && !strings.Contains(err.Error(), "Stack for Admin does not exist") {
+					t.Errorf("message of %v", err)
+				}
+				return err
+			}, "ValidationError", false},
+		{"an unknown stack is ValidationError",
+			func() {}, func() error {
+				_, err := cl.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String("nope")})
+				return err
+			}, "ValidationError", false},
 		{"a missing role is NoSuchEntity and not retryable",
 			func() {}, func() error {
 				_, err := cl.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("nobody")})

@@ -12,10 +12,10 @@
 //     environment: Function.Invoke sends an event and returns the function's
 //     response or error payload.
 //   - Service is a fake AWS endpoint that speaks the query protocol (EC2,
-//     IAM, STS: form-encoded POST, XML answers and errors) with call
-//     counters and fault injection; Cloud is a small stateful EC2, IAM and
-//     STS account on top of it. Their Env points the SDK at them through
-//     AWS_ENDPOINT_URL_<SERVICE>.
+//     IAM, STS, CloudFormation: form-encoded POST, XML answers and errors)
+//     with call counters and fault injection; Cloud is a small stateful
+//     EC2, IAM, STS and CloudFormation account on top of it. Their Env
+//     points the SDK at them through AWS_ENDPOINT_URL_<SERVICE>.
 //
 // It is a test helper: it is imported by _test files only, never by a
 // Lambda, and it fails the test (t.Fatal) on setup errors.

@@ -25,9 +25,10 @@ const (
 	// <ActionResponse> next to <requestId>, and errors are
 	// <Response><Errors><Error><Code>...</Code>...</Errors><RequestID>.
 	ProtocolEC2 Protocol = iota
-	// ProtocolQuery is the awsQuery dialect of IAM and STS: the fields sit
-	// in <ActionResponse><ActionResult>, followed by <ResponseMetadata>,
-	// and errors are <ErrorResponse><Error><Type>Sender</Type><Code>...
+	// ProtocolQuery is the awsQuery dialect of IAM, STS and
+	// CloudFormation: the fields sit in <ActionResponse><ActionResult>,
+	// followed by <ResponseMetadata>, and errors are
+	// <ErrorResponse><Error><Type>Sender</Type><Code>...
 	ProtocolQuery
 )
 
@@ -56,6 +57,10 @@ type Request struct {
 	Form url.Values
 	// AccessKeyID is the access key the request was signed with.
 	AccessKeyID string
+	// Region is the region of the request's SigV4 credential scope: the
+	// region the client addressed (AWS_ENDPOINT_URL_<SERVICE> sends every
+	// region to one Service).
+	Region string
 }
 
 // Get returns the parameter key.
@@ -105,6 +110,8 @@ type Call struct {
 	Form url.Values
 	// AccessKeyID is the access key of the request's signature.
 	AccessKeyID string
+	// Region is the region of the request's signature (see Request).
+	Region string
 	// Received is when the whole request had been read.
 	Received time.Time
 	// Status is the HTTP status answered.
@@ -118,7 +125,8 @@ type Call struct {
 // service's namespace, AWS-shaped errors. It counts every call and can
 // fail the next calls of an action on purpose (InjectFaults).
 type Service struct {
-	// Name is the service's name in messages ("ec2", "iam", "sts").
+	// Name is the service's name in messages ("ec2", "iam", "sts",
+	// "cloudformation").
 	Name string
 	// URL is the endpoint, for AWS_ENDPOINT_URL_<SERVICE>.
 	URL string
@@ -169,7 +177,8 @@ func (s *Service) InjectFaults(action string, faults ...*APIError) {
 }
 
 // Throttle returns the service's throttling error: EC2's
-// RequestLimitExceeded (503), or Throttling (400) for IAM and STS.
+// RequestLimitExceeded (503), or Throttling (400) for IAM, STS and
+// CloudFormation.
 func (s *Service) Throttle() *APIError {
 	if s.protocol == ProtocolEC2 {
 		return Errorf(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
@@ -177,11 +186,14 @@ func (s *Service) Throttle() *APIError {
 	return Errorf(http.StatusBadRequest, "Throttling", "Rate exceeded")
 }
 
-// ServerError returns the service's internal error: EC2's InternalError
-// or IAM's ServiceFailure, both 500.
+// ServerError returns the service's internal error: EC2's InternalError,
+// CloudFormation's InternalFailure, or IAM's ServiceFailure, all 500.
 func (s *Service) ServerError() *APIError {
 	if s.protocol == ProtocolEC2 {
 		return Errorf(http.StatusInternalServerError, "InternalError", "An internal error has occurred")
+	}
+	if s.namespace == NamespaceCloudFormation {
+		return Errorf(http.StatusInternalServerError, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure.")
 	}
 	return Errorf(http.StatusInternalServerError, "ServiceFailure", "The request processing has failed because of an unknown error, exception or failure.")
 }
@@ -240,7 +252,8 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if s.AnswerDelay > 0 {
 		time.Sleep(s.AnswerDelay)
 	}
-	call := Call{Received: received, AccessKeyID: accessKeyID(r.Header.Get("Authorization"))}
+	call := Call{Received: received, AccessKeyID: accessKeyID(r.Header.Get("Authorization")),
+		Region: signingRegion(r.Header.Get("Authorization"))}
 	answer := func(status int, code, payload string) {
 		call.Status, call.ErrorCode = status, code
 		s.mu.Lock()
@@ -295,7 +308,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		fail(Errorf(http.StatusBadRequest, "InvalidAction", "The action %s is not valid for this web service.", call.Action))
 		return
 	}
-	inner, err := h(&Request{Action: call.Action, Form: form, AccessKeyID: call.AccessKeyID})
+	inner, err := h(&Request{Action: call.Action, Form: form, AccessKeyID: call.AccessKeyID, Region: call.Region})
 	if err != nil {
 		e, ok := err.(*APIError)
 		if !ok {

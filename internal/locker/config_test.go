@@ -22,7 +22,7 @@ func TestNewValidatesRolePathAndPolicyName(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.EC2, cfg.IAM = c, c
+			cfg.EC2, cfg.IAM, cfg.CloudFormation = c, c, c
 			l, err := New(cfg)
 			switch {
 			case tc.wantErr == "" && err != nil:

@@ -89,6 +89,48 @@
 // A lock is never empty and never removed. Errors leave the current lock
 // in place: the locker never writes a lock computed from partial data.
 //
+// # CloudFormation deletions
+//
+// `cdk destroy` of a stack that owns a managed role deletes the stack's
+// lock (an AWS::IAM::Policy named PolicyName, i.e. the same inline policy)
+// first, because it depends on the role and the instance; then it
+// terminates the instance and deletes the instance profile and the role.
+// The termination, or the schedule, runs the locker meanwhile, which would
+// write the fail-closed lock of a role without instances: a PutRolePolicy
+// that lands after the lock's deletion creates a policy CloudFormation does
+// not know, its DeleteRole fails with DeleteConflict ("must delete policies
+// first") and so does the destroy. The locker cannot undo the write (it
+// has no iam:DeleteRolePolicy, by design).
+//
+// So right before every write (each pass, creating or rewriting the
+// lock: CloudFormation can delete it between the locker's read and its
+// write) the locker asks CloudFormation which stack owns the role
+// (DescribeStackResources with the role name as PhysicalResourceId; "Stack
+// for NAME does not exist" means none, and the role is locked as always),
+// and that stack's status, and its root stack's when it is nested
+// (DescribeStacks). A role whose stack, or root stack, is
+// DELETE_IN_PROGRESS or ROLLBACK_IN_PROGRESS is not written: its Result is
+// ActionSkipped, with the stack in Result.Stack and Result.Reason. In
+// DELETE_FAILED and ROLLBACK_FAILED a missing lock is not created on a role
+// that no instance uses (that would fail the retried deletion for good);
+// a role with instances is still locked. DELETE_COMPLETE means the stack
+// no longer owns the role (retained, or a reused name). See
+// roleStack.skipReason for the reasoning. Nothing is asked when the lock
+// does not change; a write costs one more call for a role that no stack
+// owns, two for a stack's role, three for a nested stack's.
+//
+// Any other CloudFormation error (AccessDenied, throttling that outlasts
+// the retries, an unexpected ValidationError) makes the role ActionError:
+// nothing is written, the invocation fails and alarms, the schedule
+// retries. Writing could break a deletion; skipping silently could leave a
+// live role unlocked.
+//
+// Limits: the check sees the stacks of the locker's region only (a role
+// deployed by a stack of another region is treated as not owned); an
+// update that removes or replaces a role (UPDATE_COMPLETE_CLEANUP_IN_PROGRESS)
+// is not detected; and a deletion that starts in the milliseconds between
+// the check and the write can still race it.
+//
 // # Size fallback
 //
 // IAM allows lockpolicy.MaxRolePolicySize (10,240) characters, whitespace
@@ -150,6 +192,11 @@
 //     arn:aws:iam::ACCOUNT:role/defenders/*: the managed roles' profiles,
 //     the size budget, the current lock and the write; iam:GetRole there
 //     too, for Locker.LockRole;
+//   - cloudformation:DescribeStackResources and
+//     cloudformation:DescribeStacks on
+//     arn:aws:cloudformation:REGION:ACCOUNT:stack/* (read-only): the stack
+//     that owns a role and whether it is being deleted (see CloudFormation
+//     deletions); the owning stack cannot be known before the call;
 //   - with the tag opt-in only: iam:GetRole on arn:aws:iam::ACCOUNT:role/*
 //     (read the tags of an event's role; read-only), and the four role
 //     actions above on arn:aws:iam::ACCOUNT:role/* with the condition

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -23,14 +25,18 @@ import (
 
 const account = "111122223333"
 
-// fakeCloud is an in-memory EC2 and IAM that implements EC2API and IAMAPI
-// with the real SDK types. It enforces IAM's inline policy size quota on
-// PutRolePolicy and URL-encodes GetRolePolicy answers like IAM.
+// fakeCloud is an in-memory EC2, IAM and CloudFormation that implements
+// EC2API, IAMAPI and CloudFormationAPI with the real SDK types. It enforces
+// IAM's inline policy size quota on PutRolePolicy and URL-encodes
+// GetRolePolicy answers like IAM; CloudFormation answers a physical id that
+// no stack owns, and an unknown stack, with ValidationError "... does not
+// exist" like CloudFormation.
 type fakeCloud struct {
 	mu        sync.Mutex
 	instances []ec2types.Instance
 	roles     map[string]*fakeRole
 	profiles  map[string]*fakeProfile
+	stacks    []*fakeStack
 	// errs holds, per operation ("DescribeInstances", "PutRolePolicy",
 	// ...), errors to return before the operation succeeds.
 	errs map[string][]error
@@ -56,6 +62,14 @@ type fakePut struct {
 	role, name, doc string
 }
 
+// fakeStack is a CloudFormation stack that owns roles (by name).
+type fakeStack struct {
+	name, id string
+	status   cfntypes.StackStatus
+	root     *fakeStack // nil unless nested
+	roles    []string
+}
+
 func newFakeCloud() *fakeCloud {
 	return &fakeCloud{roles: map[string]*fakeRole{}, profiles: map[string]*fakeProfile{}, errs: map[string][]error{}, calls: map[string]int{}}
 }
@@ -73,6 +87,21 @@ func (c *fakeCloud) addRole(name, path string, tags map[string]string) string {
 }
 
 func (c *fakeCloud) addInstance(in ec2types.Instance) { c.instances = append(c.instances, in) }
+
+// addStack adds a stack that owns roles, nested in root if root is not nil.
+func (c *fakeCloud) addStack(name string, status cfntypes.StackStatus, root *fakeStack, roles ...string) *fakeStack {
+	s := &fakeStack{name: name, status: status, root: root, roles: roles,
+		id: fmt.Sprintf("arn:aws:cloudformation:us-east-1:%s:stack/%s/%08d-0000-4000-8000-000000000000", account, name, len(c.stacks)+1)}
+	c.stacks = append(c.stacks, s)
+	return s
+}
+
+// setStackStatus changes a stack's status, as a stack operation would.
+func (c *fakeCloud) setStackStatus(s *fakeStack, status cfntypes.StackStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.status = status
+}
 
 func (c *fakeCloud) failNext(op string, errs ...error) { c.errs[op] = append(c.errs[op], errs...) }
 
@@ -306,6 +335,56 @@ func (c *fakeCloud) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput,
 	return &iam.PutRolePolicyOutput{}, nil
 }
 
+func stackDoesNotExist(format string, args ...any) error {
+	return &smithy.GenericAPIError{Code: "ValidationError", Message: fmt.Sprintf(format, args...), Fault: smithy.FaultClient}
+}
+
+func (c *fakeCloud) DescribeStackResources(_ context.Context, in *cloudformation.DescribeStackResourcesInput, _ ...func(*cloudformation.Options)) (*cloudformation.DescribeStackResourcesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("DescribeStackResources"); err != nil {
+		return nil, err
+	}
+	id := aws.ToString(in.PhysicalResourceId)
+	if id == "" || in.StackName != nil {
+		return nil, &smithy.GenericAPIError{Code: "ValidationError", Message: "specify either StackName or PhysicalResourceId (fake)"}
+	}
+	for _, s := range c.stacks {
+		if !slices.Contains(s.roles, id) {
+			continue
+		}
+		out := &cloudformation.DescribeStackResourcesOutput{}
+		for i, role := range s.roles {
+			out.StackResources = append(out.StackResources, cfntypes.StackResource{
+				StackName: aws.String(s.name), StackId: aws.String(s.id), LogicalResourceId: aws.String(fmt.Sprintf("Role%d", i+1)),
+				PhysicalResourceId: aws.String(role), ResourceType: aws.String("AWS::IAM::Role"), ResourceStatus: cfntypes.ResourceStatusCreateComplete,
+			})
+		}
+		return out, nil
+	}
+	return nil, stackDoesNotExist("Stack for %s does not exist", id)
+}
+
+func (c *fakeCloud) DescribeStacks(_ context.Context, in *cloudformation.DescribeStacksInput, _ ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("DescribeStacks"); err != nil {
+		return nil, err
+	}
+	name := aws.ToString(in.StackName)
+	for _, s := range c.stacks {
+		if s.id != name && s.name != name {
+			continue
+		}
+		st := cfntypes.Stack{StackName: aws.String(s.name), StackId: aws.String(s.id), StackStatus: s.status}
+		if s.root != nil {
+			st.RootId, st.ParentId = aws.String(s.root.id), aws.String(s.root.id)
+		}
+		return &cloudformation.DescribeStacksOutput{Stacks: []cfntypes.Stack{st}}, nil
+	}
+	return nil, stackDoesNotExist("Stack with id %s does not exist", name)
+}
+
 // sleeps records the backoff waits of a Locker.
 type sleeps struct {
 	mu sync.Mutex
@@ -323,7 +402,7 @@ func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
 func newTestLocker(t *testing.T, c *fakeCloud, mod ...func(*Config)) (*Locker, *sleeps) {
 	t.Helper()
 	s := &sleeps{}
-	cfg := Config{EC2: c, IAM: c, Sleep: s.sleep, Jitter: func() float64 { return 0.5 }}
+	cfg := Config{EC2: c, IAM: c, CloudFormation: c, Sleep: s.sleep, Jitter: func() float64 { return 0.5 }}
 	for _, m := range mod {
 		m(&cfg)
 	}

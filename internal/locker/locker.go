@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -66,19 +67,32 @@ type IAMAPI interface {
 	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, optFns ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
 }
 
+// CloudFormationAPI is the part of the CloudFormation client the locker
+// uses. *cloudformation.Client implements it.
+type CloudFormationAPI interface {
+	// DescribeStackResources is cloudformation.Client.DescribeStackResources.
+	DescribeStackResources(ctx context.Context, in *cloudformation.DescribeStackResourcesInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeStackResourcesOutput, error)
+	// DescribeStacks is cloudformation.Client.DescribeStacks.
+	DescribeStacks(ctx context.Context, in *cloudformation.DescribeStacksInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
+}
+
 // The real SDK clients satisfy the interfaces.
 var (
-	_ EC2API = (*ec2.Client)(nil)
-	_ IAMAPI = (*iam.Client)(nil)
+	_ EC2API            = (*ec2.Client)(nil)
+	_ IAMAPI            = (*iam.Client)(nil)
+	_ CloudFormationAPI = (*cloudformation.Client)(nil)
 )
 
-// Config configures a Locker. Only EC2 and IAM are required; zero values
-// of the other fields mean the defaults.
+// Config configures a Locker. EC2, IAM and CloudFormation are required;
+// zero values of the other fields mean the defaults.
 type Config struct {
 	// EC2 describes instances (one region: see the package doc).
 	EC2 EC2API
 	// IAM reads roles and instance profiles and writes the lock.
 	IAM IAMAPI
+	// CloudFormation tells, before every write, whether the role's stack
+	// is being deleted (same region as EC2: see the package doc).
+	CloudFormation CloudFormationAPI
 	// RolePath is the IAM path prefix that opts a role in (default
 	// ManagedPathPrefix). It must start and end with "/" and not be "/"
 	// (every role). The locker Lambda sets it from DEFENDERS_ROLE_PATH.
@@ -126,11 +140,11 @@ type Locker struct {
 	cfg Config
 }
 
-// New returns a Locker, filling in defaults. It fails if EC2 or IAM is
-// missing or a setting is negative.
+// New returns a Locker, filling in defaults. It fails if EC2, IAM or
+// CloudFormation is missing or a setting is negative.
 func New(c Config) (*Locker, error) {
-	if c.EC2 == nil || c.IAM == nil {
-		return nil, errors.New("locker: new: Config.EC2 and Config.IAM are required")
+	if c.EC2 == nil || c.IAM == nil || c.CloudFormation == nil {
+		return nil, errors.New("locker: new: Config.EC2, Config.IAM and Config.CloudFormation are required")
 	}
 	if c.MaxAttempts < 0 || c.NotFoundAttempts < 0 || c.MaxPasses < 0 ||
 		c.BaseDelay < 0 || c.MaxDelay < 0 || c.NotFoundDelay < 0 {
@@ -173,13 +187,15 @@ func New(c Config) (*Locker, error) {
 	return &Locker{cfg: c}, nil
 }
 
-// NewFromConfig returns a Locker over real EC2 and IAM clients built from
-// cfg. The clients are built with SDK retries off (one attempt per call),
-// because the Locker retries itself, with bounds and counters; leaving both
-// on would multiply the attempts. c.EC2 and c.IAM are ignored.
+// NewFromConfig returns a Locker over real EC2, IAM and CloudFormation
+// clients built from cfg. The clients are built with SDK retries off (one
+// attempt per call), because the Locker retries itself, with bounds and
+// counters; leaving both on would multiply the attempts. c.EC2, c.IAM and
+// c.CloudFormation are ignored.
 func NewFromConfig(cfg aws.Config, c Config) (*Locker, error) {
 	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 	c.IAM = iam.NewFromConfig(cfg, func(o *iam.Options) { o.RetryMaxAttempts = 1 })
+	c.CloudFormation = cloudformation.NewFromConfig(cfg, func(o *cloudformation.Options) { o.RetryMaxAttempts = 1 })
 	return New(c)
 }
 
@@ -199,6 +215,12 @@ const (
 	// ActionError means the role could not be reconciled; its lock was
 	// left as it was (never widened).
 	ActionError Action = "error"
+	// ActionSkipped means the lock had to change but was not written,
+	// because the CloudFormation stack that owns the role is deleting it
+	// (or failed to, and the role has neither a lock nor an instance): see
+	// Result.Stack, Result.Reason and "CloudFormation deletions" in the
+	// package doc. The lock was left as it was, or stays absent.
+	ActionSkipped Action = "skipped"
 )
 
 // Mode is the shape of a lock.
@@ -223,12 +245,19 @@ type Result struct {
 	Role string `json:"role"`
 	// Action is what happened.
 	Action Action `json:"action"`
-	// Mode is the shape of the lock now in place (or desired, on error).
+	// Mode is the shape of the lock now in place (or desired, on error;
+	// empty when skipped before anything was written).
 	Mode Mode `json:"mode,omitempty"`
 	// Written reports whether PutRolePolicy succeeded during this call.
 	Written bool `json:"written"`
-	// Reason explains the mode when it is not ModeExact.
+	// Reason explains the mode when it is not ModeExact, or why the role
+	// was skipped.
 	Reason string `json:"reason,omitempty"`
+	// Stack is the CloudFormation stack that owns the role, when the
+	// locker had to ask (before a write) and one does.
+	Stack string `json:"stack,omitempty"`
+	// StackStatus is Stack's status then, e.g. "DELETE_IN_PROGRESS".
+	StackStatus string `json:"stackStatus,omitempty"`
 	// Instances are the role's instances that shaped the lock.
 	Instances []Instance `json:"instances,omitempty"`
 	// Addresses are the public addresses found on the live instances.
@@ -267,7 +296,8 @@ type Report struct {
 	Event Event `json:"event"`
 	// Results has one entry per managed role, in processing order.
 	Results []Result `json:"results"`
-	// Skipped lists roles that are not managed.
+	// Skipped lists roles that are not managed. (A managed role left alone
+	// because CloudFormation is deleting it is a Result, ActionSkipped.)
 	Skipped []Skip `json:"skipped,omitempty"`
 	// Notes say what the locker decided beyond the results.
 	Notes []string `json:"notes,omitempty"`
@@ -819,7 +849,8 @@ func plan(in lockInput, lastVPCs []string) ([]candidate, error) {
 
 // rolePolicies is what a role's inline policies mean to the locker.
 type rolePolicies struct {
-	current    []byte // the lock now in place, nil if none
+	current    []byte // the lock now in place, nil if none or unreadable
+	exists     bool   // a lock policy is in place, readable or not
 	othersSize int    // IAM characters used by the other inline policies
 	notes      []string
 }
@@ -856,6 +887,9 @@ func (r *run) readPolicies(ctx context.Context, role string) (rolePolicies, erro
 		}
 		if err != nil {
 			return rp, fmt.Errorf("locker: get inline policy %s of role %s: %w", name, role, err)
+		}
+		if name == r.l.cfg.PolicyName {
+			rp.exists = true
 		}
 		doc, err := DecodePolicyDocument(deref(out.PolicyDocument))
 		if err != nil {
@@ -916,6 +950,16 @@ func (r *run) reconcileRole(ctx context.Context, role string, seenProfiles map[s
 		if first < 0 {
 			return fail(fmt.Errorf("locker: lock role %s: no lock fits: the other inline policies use %d of %d characters, the smallest lock needs %d",
 				role, pols.othersSize, lockpolicy.MaxRolePolicySize, cands[len(cands)-1].size))
+		}
+		if !samePolicy(current, cands[first].doc) {
+			// About to write: not while CloudFormation deletes the role.
+			skip, err := r.checkStack(ctx, role, &res, pols.exists || current != nil, in.total > 0)
+			if err != nil {
+				return fail(err)
+			}
+			if skip {
+				return res
+			}
 		}
 		chosen, wrote, err := r.write(ctx, role, cands[first:], current)
 		res.Mode, res.Reason = chosen.mode, chosen.reason

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -578,8 +579,9 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 		cfg  Config
 	}{
 		{name: "a config without clients is rejected", cfg: Config{}},
-		{name: "a config without IAM is rejected", cfg: Config{EC2: c}},
-		{name: "negative attempts are rejected", cfg: Config{EC2: c, IAM: c, MaxAttempts: -1}},
+		{name: "a config without IAM is rejected", cfg: Config{EC2: c, CloudFormation: c}},
+		{name: "a config without CloudFormation is rejected", cfg: Config{EC2: c, IAM: c}},
+		{name: "negative attempts are rejected", cfg: Config{EC2: c, IAM: c, CloudFormation: c, MaxAttempts: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -592,11 +594,13 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 
 // TestAPICallsPerEvent pins the cost of a state-change event for one
 // path-managed role with one instance profile and no other inline policy
-// (the README's "API calls per event").
+// (the README's "API calls per event"). A write costs one CloudFormation
+// call more for a role that no stack owns, two for a role in a stack.
 func TestAPICallsPerEvent(t *testing.T) {
 	tests := []struct {
 		name    string
 		current func(t *testing.T) string
+		inStack bool
 		want    map[string]int
 		total   int
 	}{
@@ -605,20 +609,39 @@ func TestAPICallsPerEvent(t *testing.T) {
 			want: map[string]int{"ec2:DescribeInstances": 2, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 1,
 				"iam:ListRolePolicies": 1, "iam:GetRolePolicy": 1},
 			total: 6},
-		{name: "an event that rewrites a stale lock costs nine calls including the verification",
+		{name: "an event that changes nothing on a role in a stack costs six calls too, none of them CloudFormation",
+			current: func(t *testing.T) string { return render(t, []string{"203.0.113.10"}, []string{vpcA}) }, inStack: true,
+			want: map[string]int{"ec2:DescribeInstances": 2, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 1,
+				"iam:ListRolePolicies": 1, "iam:GetRolePolicy": 1},
+			total: 6},
+		{name: "an event that rewrites a stale lock costs ten calls including the verification and the stack look-up",
 			current: func(t *testing.T) string { return render(t, []string{"203.0.113.77"}, []string{vpcA}) },
 			want: map[string]int{"ec2:DescribeInstances": 3, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 2,
-				"iam:ListRolePolicies": 1, "iam:GetRolePolicy": 1, "iam:PutRolePolicy": 1},
-			total: 9},
-		{name: "an event that writes the first lock costs eight calls",
+				"iam:ListRolePolicies": 1, "iam:GetRolePolicy": 1, "iam:PutRolePolicy": 1, "cloudformation:DescribeStackResources": 1},
+			total: 10},
+		{name: "an event that rewrites a stale lock on a role in a stack costs eleven calls",
+			current: func(t *testing.T) string { return render(t, []string{"203.0.113.77"}, []string{vpcA}) }, inStack: true,
 			want: map[string]int{"ec2:DescribeInstances": 3, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 2,
-				"iam:ListRolePolicies": 1, "iam:PutRolePolicy": 1},
-			total: 8},
+				"iam:ListRolePolicies": 1, "iam:GetRolePolicy": 1, "iam:PutRolePolicy": 1,
+				"cloudformation:DescribeStackResources": 1, "cloudformation:DescribeStacks": 1},
+			total: 11},
+		{name: "an event that writes the first lock costs nine calls",
+			want: map[string]int{"ec2:DescribeInstances": 3, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 2,
+				"iam:ListRolePolicies": 1, "iam:PutRolePolicy": 1, "cloudformation:DescribeStackResources": 1},
+			total: 9},
+		{name: "an event that writes the first lock on a role in a stack costs ten calls",
+			inStack: true,
+			want: map[string]int{"ec2:DescribeInstances": 3, "iam:GetInstanceProfile": 1, "iam:ListInstanceProfilesForRole": 2,
+				"iam:ListRolePolicies": 1, "iam:PutRolePolicy": 1, "cloudformation:DescribeStackResources": 1, "cloudformation:DescribeStacks": 1},
+			total: 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
 			p := c.addRole("web", "/defenders/", nil)
+			if tt.inStack {
+				c.addStack("Luke", cfntypes.StackStatusCreateComplete, nil, "web")
+			}
 			c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 			if tt.current != nil {
 				c.roles["web"].policies[PolicyName] = tt.current(t)

@@ -19,7 +19,10 @@
 //     CloudWatch Embedded Metric Format line to stdout (see output.go), and
 //     return an error if the event was invalid or any role failed, so that
 //     Lambda retries, the dead-letter queue gets the event and the Errors
-//     alarm fires.
+//     alarm fires. A role whose CloudFormation stack is being deleted is
+//     not written (see "CloudFormation deletions" in internal/locker): it
+//     is logged with its stack and counted in the LocksSkipped metric, and
+//     a CloudFormation error fails the role like any other.
 //
 // It fails closed: if the cold start fails (configuration, or the lockdown
 // that was asked for), no event is handled with anything less. Every

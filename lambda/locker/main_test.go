@@ -19,8 +19,9 @@ import (
 )
 
 // These tests run the shipped bootstrap (built with the bundler's flags,
-// for this machine) against a local Lambda Runtime API and a fake EC2, IAM
-// and STS that keep state: what is checked is what the fakes received.
+// for this machine) against a local Lambda Runtime API and a fake EC2, IAM,
+// STS and CloudFormation that keep state: what is checked is what the fakes
+// received.
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -34,6 +35,7 @@ const (
 	vpcID       = "vpc-0a1b2c3d4e5f60718"
 	webRole     = "web-role"
 	webProfile  = "web-profile"
+	webStack    = "Luke"
 	web1        = "i-0aaaaaaaaaaaaaaa1"
 	web2        = "i-0aaaaaaaaaaaaaaa2"
 	adminRole   = "Admin"
@@ -45,8 +47,10 @@ const (
 )
 
 // newCloud is an account with one running web instance whose role is
-// under /defenders/, and two roles the locker must never write: Admin at
-// "/" and evil at "/defendersx/", each with a running instance. Writes are
+// under /defenders/, deployed by the CloudFormation stack Luke
+// (CREATE_COMPLETE, with the instance profile, the instance and its lock),
+// and two roles the locker must never write: Admin at "/" and evil at
+// "/defendersx/", each with a running instance and no stack. Writes are
 // limited to /defenders/ as the construct's IAM policy limits them.
 func newCloud(t *testing.T) *lambdatest.Cloud {
 	t.Helper()
@@ -55,6 +59,12 @@ func newCloud(t *testing.T) *lambdatest.Cloud {
 	c.AddRole(webRole, "/defenders/")
 	c.AddInstanceProfile(webProfile, "/", webRole)
 	c.PutInstance(lambdatest.Instance{ID: web1, State: "running", VPC: vpcID, PrivateIP: "10.0.1.10", PublicIP: "54.10.20.30", Profile: webProfile})
+	c.PutStack(lambdatest.Stack{Name: webStack, Status: "CREATE_COMPLETE", Resources: []lambdatest.StackResource{
+		{LogicalID: "LukeRole", PhysicalID: webRole, Type: "AWS::IAM::Role"},
+		{LogicalID: "LukeProfile", PhysicalID: webProfile, Type: "AWS::IAM::InstanceProfile"},
+		{LogicalID: "LukeInstance", PhysicalID: web1, Type: "AWS::EC2::Instance"},
+		{LogicalID: "LukeLock", PhysicalID: "Luke-LukeLock-1A2B3C4D5E6F", Type: "AWS::IAM::Policy"},
+	}})
 	c.AddRole(adminRole, "/")
 	c.AddInstanceProfile("admin-profile", "/", adminRole)
 	c.PutInstance(lambdatest.Instance{ID: adminInst, State: "running", VPC: vpcID, PrivateIP: "10.0.1.20", PublicIP: "54.10.20.40", Profile: "admin-profile"})
@@ -75,6 +85,23 @@ func startLocker(t *testing.T, c *lambdatest.Cloud, extra map[string]string) *la
 		env[k] = v
 	}
 	return lambdatest.Start(t, lambdatest.BuildBootstrap(t, "."), env)
+}
+
+// calls returns every call the fake EC2, IAM and CloudFormation received
+// (the function's own API calls; STS only serves the lockdown).
+func calls(c *lambdatest.Cloud) []lambdatest.Call {
+	return slices.Concat(c.EC2.Calls(""), c.IAM.Calls(""), c.CloudFormation.Calls(""))
+}
+
+// counts returns the calls per service-qualified action ("iam:PutRolePolicy").
+func counts(c *lambdatest.Cloud) map[string]int {
+	out := map[string]int{}
+	for _, s := range []*lambdatest.Service{c.EC2, c.IAM, c.CloudFormation} {
+		for action, n := range s.Counts() {
+			out[s.Name+":"+action] += n
+		}
+	}
+	return out
 }
 
 // eventSeq numbers the events' ids.
@@ -215,18 +242,22 @@ func wantList(t *testing.T, what string, got []string, want ...string) {
 
 // logLine is the part of the function's log line the tests read.
 type logLine struct {
-	Level     string         `json:"level"`
-	Msg       string         `json:"msg"`
-	RequestID string         `json:"requestId"`
-	EventKind string         `json:"eventKind"`
-	APICalls  int            `json:"apiCalls"`
-	Retries   int            `json:"retries"`
-	Calls     map[string]int `json:"calls"`
-	Error     string         `json:"error"`
-	Results   []struct {
-		Role      string   `json:"role"`
-		Action    string   `json:"action"`
-		SourceIPs []string `json:"sourceIps"`
+	Level        string         `json:"level"`
+	Msg          string         `json:"msg"`
+	RequestID    string         `json:"requestId"`
+	EventKind    string         `json:"eventKind"`
+	APICalls     int            `json:"apiCalls"`
+	Retries      int            `json:"retries"`
+	Calls        map[string]int `json:"calls"`
+	Error        string         `json:"error"`
+	LocksSkipped int            `json:"locksSkipped"`
+	Results      []struct {
+		Role        string   `json:"role"`
+		Action      string   `json:"action"`
+		SourceIPs   []string `json:"sourceIps"`
+		Reason      string   `json:"reason"`
+		Stack       string   `json:"stack"`
+		StackStatus string   `json:"stackStatus"`
 	} `json:"results"`
 	Skipped []struct {
 		Role string `json:"role"`
@@ -252,6 +283,7 @@ type emfLine struct {
 	FallbackLocks float64 `json:"FallbackLocks"`
 	Errors        float64 `json:"Errors"`
 	LocksWritten  float64 `json:"LocksWritten"`
+	LocksSkipped  float64 `json:"LocksSkipped"`
 	APICalls      float64 `json:"APICalls"`
 	DurationMs    float64 `json:"DurationMs"`
 	RequestID     string  `json:"requestId"`
@@ -359,6 +391,96 @@ func TestLocksFollowInstances(t *testing.T) {
 		s := mustSucceed(t, f, scheduled(t))
 		if s.Event != "scheduled" || s.Written != 1 {
 			t.Errorf("summary %+v, want the scheduled event to write one lock", s)
+		}
+		ips, _ := lastLock(t, c, webRole)
+		wantList(t, "aws:SourceIp", ips, "54.10.20.30/32")
+	})
+}
+
+// TestDestroyWhileTheLockerRuns replays `cdk destroy` of the stack Luke
+// step by step, as CloudFormation orders it, with the locker handling the
+// events that the destroy causes: the lock policy is deleted, the instance
+// terminated, the locker runs (on the terminated event and on the
+// schedule), then the instance profile and the role are deleted. A lock
+// written by the locker in between would make DeleteRole fail with
+// DeleteConflict and the destroy with it.
+func TestDestroyWhileTheLockerRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events func(t *testing.T) [][]byte
+	}{
+		{"the terminated event writes nothing and DeleteRole succeeds",
+			func(t *testing.T) [][]byte { return [][]byte{stateChange(t, web1, "terminated")} }},
+		{"the shutting-down and terminated events and a scheduled run write nothing and DeleteRole succeeds",
+			func(t *testing.T) [][]byte {
+				return [][]byte{stateChange(t, web1, "shutting-down"), stateChange(t, web1, "terminated"), scheduled(t)}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCloud(t)
+			f := startLocker(t, c, nil)
+			mustSucceed(t, f, stateChange(t, web1, "running"))
+			if _, ok := c.RolePolicy(webRole, lockName); !ok {
+				t.Fatal("the deployed role has no lock to begin with")
+			}
+			writesBefore := len(puts(c, webRole))
+
+			// cdk destroy: the stack is deleting; its lock goes first, then
+			// the instance.
+			c.SetStackStatus(webStack, "DELETE_IN_PROGRESS")
+			if !c.DeleteRolePolicy(webRole, lockName) {
+				t.Fatal("no lock to delete")
+			}
+			c.UpdateInstance(web1, func(in *lambdatest.Instance) { in.State, in.PublicIP = "terminated", "" })
+			for _, ev := range tc.events(t) {
+				s := mustSucceed(t, f, ev)
+				if s.Errors != 0 || s.Written != 0 || s.Skipped != 1 {
+					t.Errorf("summary %+v, want the role skipped and nothing written", s)
+				}
+				lg, m := last(t, f)
+				if len(lg.Results) != 1 || lg.Results[0].Role != webRole || lg.Results[0].Action != "skipped" ||
+					lg.Results[0].Stack != webStack || lg.Results[0].StackStatus != "DELETE_IN_PROGRESS" ||
+					!strings.Contains(lg.Results[0].Reason, webStack) || lg.LocksSkipped != 1 {
+					t.Errorf("log line %+v, want %s skipped for stack %s", lg, webRole, webStack)
+				}
+				if m.LocksSkipped != 1 || m.LocksWritten != 0 || m.Errors != 0 {
+					t.Errorf("metrics LocksSkipped %v LocksWritten %v Errors %v", m.LocksSkipped, m.LocksWritten, m.Errors)
+				}
+			}
+			if n := len(puts(c, webRole)) - writesBefore; n != 0 {
+				t.Errorf("%d PutRolePolicy calls on %s during the destroy", n, webRole)
+			}
+			if _, ok := c.RolePolicy(webRole, lockName); ok {
+				t.Errorf("%s has an inline policy CloudFormation does not know", webRole)
+			}
+
+			// CloudFormation goes on: the instance profile, then the role.
+			c.DeleteInstanceProfile(webProfile)
+			if err := c.DeleteRole(webRole); err != nil {
+				t.Fatalf("DeleteRole: %v", err)
+			}
+			c.SetStackStatus(webStack, "DELETE_COMPLETE")
+		})
+	}
+
+	t.Run("without a stack look-up the same destroy fails at DeleteRole", func(t *testing.T) {
+		// The control: what the locker would have done, written directly.
+		c := newCloud(t)
+		c.DeleteRolePolicy(webRole, lockName)
+		c.SetRolePolicy(webRole, lockName, `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`)
+		c.DeleteInstanceProfile(webProfile)
+		if err := c.DeleteRole(webRole); err == nil || !strings.Contains(err.Error(), "DeleteConflict") {
+			t.Errorf("DeleteRole: %v, want DeleteConflict", err)
+		}
+	})
+
+	t.Run("a role whose stack failed to delete and still has an instance is locked", func(t *testing.T) {
+		c := newCloud(t)
+		c.SetStackStatus(webStack, "DELETE_FAILED")
+		f := startLocker(t, c, nil)
+		s := mustSucceed(t, f, stateChange(t, web1, "running"))
+		if s.Written != 1 || s.Skipped != 0 {
+			t.Errorf("summary %+v, want the running instance's role locked", s)
 		}
 		ips, _ := lastLock(t, c, webRole)
 		wantList(t, "aws:SourceIp", ips, "54.10.20.30/32")
@@ -473,6 +595,12 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 				c.EC2.InjectFaults("DescribeInstances", lambdatest.Repeat(2, c.EC2.Throttle())...)
 			},
 			func(c *lambdatest.Cloud) *lambdatest.Service { return c.EC2 }, "DescribeInstances", 2},
+		{"CloudFormation throttling of the stack look-up is retried until the lock is written",
+			func(c *lambdatest.Cloud) {
+				c.CloudFormation.InjectFaults("DescribeStackResources", c.CloudFormation.Throttle(), c.CloudFormation.ServerError())
+				c.CloudFormation.InjectFaults("DescribeStacks", c.CloudFormation.Throttle())
+			},
+			func(c *lambdatest.Cloud) *lambdatest.Service { return c.CloudFormation }, "", 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -521,7 +649,7 @@ func TestFailures(t *testing.T) {
 				t.Errorf("event %s: error %+v, want %s", b.payload, fnErr, b.wantType)
 			}
 		}
-		if n := c.IAM.Count("") + c.EC2.Count(""); n != 0 {
+		if n := len(calls(c)); n != 0 {
 			t.Errorf("garbage events made %d API calls", n)
 		}
 		mustSucceed(t, f, stateChange(t, web1, "running"))
@@ -550,6 +678,25 @@ func TestFailures(t *testing.T) {
 		lg, m := last(t, f)
 		if lg.Level != "ERROR" || m.Errors != 1 || m.LocksWritten != 0 {
 			t.Errorf("log level %s, Errors %v, LocksWritten %v", lg.Level, m.Errors, m.LocksWritten)
+		}
+	})
+
+	t.Run("a CloudFormation error fails the role and writes nothing", func(t *testing.T) {
+		c := newCloud(t)
+		c.CloudFormation.InjectFaults("DescribeStackResources",
+			lambdatest.Errorf(http.StatusForbidden, "AccessDenied", "not authorized to perform: cloudformation:DescribeStackResources"))
+		f := startLocker(t, c, nil)
+		_, fnErr := invoke(t, f, stateChange(t, web1, "running"))
+		if fnErr == nil || fnErr.ErrorType != errorTypeRoleFailed || !strings.Contains(fnErr.ErrorMessage, "AccessDenied") ||
+			!strings.Contains(fnErr.ErrorMessage, "CloudFormation stack of role "+webRole) {
+			t.Fatalf("error %+v, want %s with AccessDenied on the stack look-up", fnErr, errorTypeRoleFailed)
+		}
+		if n := len(puts(c, webRole)); n != 0 {
+			t.Errorf("%d PutRolePolicy calls after a CloudFormation error", n)
+		}
+		lg, m := last(t, f)
+		if lg.Level != "ERROR" || m.Errors != 1 || m.LocksWritten != 0 || m.LocksSkipped != 0 {
+			t.Errorf("log level %s, Errors %v, LocksWritten %v, LocksSkipped %v", lg.Level, m.Errors, m.LocksWritten, m.LocksSkipped)
 		}
 	})
 
@@ -600,7 +747,7 @@ func TestOutputIsOneLogLineAndOneMetricsLinePerInvocation(t *testing.T) {
 		if lg.APICalls == 0 || total != lg.APICalls || lg.Calls["iam:PutRolePolicy"] != 1 {
 			t.Errorf("calls %v, apiCalls %d", lg.Calls, lg.APICalls)
 		}
-		if got := c.EC2.Count("") + c.IAM.Count(""); got != logs[0].APICalls+logs[1].APICalls {
+		if got := len(calls(c)); got != logs[0].APICalls+logs[1].APICalls {
 			t.Errorf("the fakes saw %d calls, the log lines report %d", got, logs[0].APICalls+logs[1].APICalls)
 		}
 	})
@@ -618,8 +765,8 @@ func TestOutputIsOneLogLineAndOneMetricsLinePerInvocation(t *testing.T) {
 			names = append(names, mt.Name)
 		}
 		sort.Strings(names)
-		wantList(t, "metrics", names, "APICalls", "DurationMs", "Errors", "FallbackLocks", "LocksWritten")
-		if m.LocksWritten != 1 || m.Errors != 0 || m.FallbackLocks != 0 || m.APICalls != float64(logs[0].APICalls) || m.DurationMs <= 0 {
+		wantList(t, "metrics", names, "APICalls", "DurationMs", "Errors", "FallbackLocks", "LocksSkipped", "LocksWritten")
+		if m.LocksWritten != 1 || m.LocksSkipped != 0 || m.Errors != 0 || m.FallbackLocks != 0 || m.APICalls != float64(logs[0].APICalls) || m.DurationMs <= 0 {
 			t.Errorf("values %+v", m)
 		}
 		if m.RequestID != logs[0].RequestID || m.AWS.Timestamp < time.Now().Add(-time.Hour).UnixMilli() {
@@ -651,7 +798,7 @@ func TestLockdown(t *testing.T) {
 		}
 	}
 
-	t.Run("with lockdown every EC2 and IAM call uses the locked session", func(t *testing.T) {
+	t.Run("with lockdown every EC2, IAM and CloudFormation call uses the locked session", func(t *testing.T) {
 		c := newCloud(t)
 		addr := "54.99.0.1"
 		f := startLocker(t, c, lockdownEnv(checkip(t, &addr)))
@@ -661,11 +808,11 @@ func TestLockdown(t *testing.T) {
 			assumes[0].Form.Get("RoleArn") != lambdatest.FunctionRoleARN || !strings.Contains(assumes[0].Form.Get("Policy"), "54.99.0.1") {
 			t.Fatalf("AssumeRole calls %+v, want one from the function's own credentials with a session policy on 54.99.0.1", assumes)
 		}
-		calls := append(c.EC2.Calls(""), c.IAM.Calls("")...)
-		if len(calls) == 0 {
-			t.Fatal("no EC2 or IAM calls")
+		all := calls(c)
+		if len(all) == 0 || c.CloudFormation.Count("") == 0 {
+			t.Fatalf("%d calls, %d of them CloudFormation: want some of each", len(all), c.CloudFormation.Count(""))
 		}
-		for _, call := range calls {
+		for _, call := range all {
 			if call.AccessKeyID != lambdatest.SessionAccessKeyID {
 				t.Errorf("%s was signed with %s, not the locked session", call.Action, call.AccessKeyID)
 			}
@@ -685,12 +832,12 @@ func TestLockdown(t *testing.T) {
 				t.Fatalf("error %+v, want %s", fnErr, errorTypeNotStarted)
 			}
 		}
-		if n := c.EC2.Count("") + c.IAM.Count("") + c.STS.Count("AssumeRole"); n != 0 {
+		if n := len(calls(c)) + c.STS.Count("AssumeRole"); n != 0 {
 			t.Errorf("%d AWS calls while the lockdown failed", n)
 		}
 		addr = "54.99.0.2"
 		mustSucceed(t, f, stateChange(t, web1, "running"))
-		for _, call := range append(c.EC2.Calls(""), c.IAM.Calls("")...) {
+		for _, call := range calls(c) {
 			if call.AccessKeyID != lambdatest.SessionAccessKeyID {
 				t.Errorf("%s was signed with %s, not the locked session", call.Action, call.AccessKeyID)
 			}
@@ -706,8 +853,8 @@ func TestLockdown(t *testing.T) {
 		if fnErr == nil || fnErr.ErrorType != errorTypeNotStarted || !strings.Contains(fnErr.ErrorMessage, "AccessDenied") {
 			t.Fatalf("error %+v, want %s with AccessDenied", fnErr, errorTypeNotStarted)
 		}
-		if n := c.EC2.Count("") + c.IAM.Count(""); n != 0 {
-			t.Errorf("%d EC2 and IAM calls without a locked session", n)
+		if n := len(calls(c)); n != 0 {
+			t.Errorf("%d EC2, IAM and CloudFormation calls without a locked session", n)
 		}
 	})
 
@@ -729,7 +876,7 @@ func TestLockdown(t *testing.T) {
 			if fnErr == nil || fnErr.ErrorType != errorTypeNotStarted {
 				t.Fatalf("error %+v, want %s", fnErr, errorTypeNotStarted)
 			}
-			if n := c.EC2.Count("") + c.IAM.Count("") + c.STS.Count(""); n != 0 {
+			if n := len(calls(c)) + c.STS.Count(""); n != 0 {
 				t.Errorf("%d AWS calls", n)
 			}
 		})
@@ -753,15 +900,15 @@ func TestPerformance(t *testing.T) {
 	f := startLocker(t, c, nil)
 	mustSucceed(t, f, stateChange(t, web1, "running")) // warm: the first lock
 	var latencies, roundTrips []time.Duration
-	var calls []int
+	var perEvent []int
 	for i := range n {
 		ip := fmt.Sprintf("3.91.%d.%d", i/200, 10+i%200)
 		c.UpdateInstance(web1, func(in *lambdatest.Instance) { in.PublicIP = ip })
-		before := c.EC2.Count("") + c.IAM.Count("")
+		before := len(calls(c))
 		sent := time.Now()
 		mustSucceed(t, f, stateChange(t, web1, "running"))
 		roundTrips = append(roundTrips, time.Since(sent))
-		calls = append(calls, c.EC2.Count("")+c.IAM.Count("")-before)
+		perEvent = append(perEvent, len(calls(c))-before)
 		w := puts(c, webRole)
 		lastPut := w[len(w)-1]
 		if !strings.Contains(lastPut.Form.Get("PolicyDocument"), ip+"/32") {
@@ -769,20 +916,19 @@ func TestPerformance(t *testing.T) {
 		}
 		latencies = append(latencies, lastPut.Received.Sub(sent))
 	}
-	before := c.EC2.Counts()
-	beforeIAM := c.IAM.Counts()
+	before := counts(c)
 	mustSucceed(t, f, stateChange(t, web1, "running"))
-	unchanged := diff(c.EC2.Counts(), before) + diff(c.IAM.Counts(), beforeIAM)
-	before, beforeIAM = c.EC2.Counts(), c.IAM.Counts()
+	unchanged := diff(counts(c), before)
+	before = counts(c)
 	mustSucceed(t, f, scheduled(t))
-	sched := diff(c.EC2.Counts(), before) + diff(c.IAM.Counts(), beforeIAM)
+	sched := diff(counts(c), before)
 
-	slices.Sort(calls)
+	slices.Sort(perEvent)
 	t.Logf("locker against the fakes, %d state changes that move the address: event→lock written median %v (min %v, max %v); "+
 		"invocation round trip median %v; API calls per such event median %d (min %d, max %d); "+
 		"an unchanged state change costs %d calls, a scheduled reconcile of 1 managed role %d calls",
 		n, median(latencies), slices.Min(latencies), slices.Max(latencies), median(roundTrips),
-		calls[len(calls)/2], calls[0], calls[len(calls)-1], unchanged, sched)
+		perEvent[len(perEvent)/2], perEvent[0], perEvent[len(perEvent)-1], unchanged, sched)
 	if median(latencies) > 5*time.Second {
 		t.Errorf("median event→lock latency %v against loopback fakes", median(latencies))
 	}

@@ -27,6 +27,7 @@ const (
 	metricFallbackLocks = "FallbackLocks"
 	metricErrors        = "Errors"
 	metricLocksWritten  = "LocksWritten"
+	metricLocksSkipped  = "LocksSkipped"
 	metricAPICalls      = "APICalls"
 	metricDurationMs    = "DurationMs"
 )
@@ -52,6 +53,10 @@ type Summary struct {
 	Fallback int `json:"fallback"`
 	// Unchanged is the number of roles whose lock was already right.
 	Unchanged int `json:"unchanged"`
+	// Skipped is the number of roles whose lock was not written because
+	// their CloudFormation stack is deleting them (locker.ActionSkipped;
+	// not the unmanaged roles, which are no results).
+	Skipped int `json:"locksSkipped"`
 	// Errors is the number of roles that failed (0 when this is returned).
 	Errors int `json:"errors"`
 	// APICalls is the number of AWS API calls, retries included.
@@ -103,7 +108,8 @@ func (inv invocation) summary() Summary {
 	return Summary{
 		Event: rep.Event.Kind, Roles: len(rep.Results), Written: inv.written(),
 		Fallback: rep.Count(locker.ActionFallback), Unchanged: rep.Count(locker.ActionUnchanged),
-		Errors: rep.Count(locker.ActionError), APICalls: rep.TotalCalls, DurationMs: inv.durationMs(),
+		Skipped: rep.Count(locker.ActionSkipped), Errors: rep.Count(locker.ActionError),
+		APICalls: rep.TotalCalls, DurationMs: inv.durationMs(),
 	}
 }
 
@@ -156,6 +162,8 @@ type roleLog struct {
 	Budget        int           `json:"budget"`
 	Passes        int           `json:"passes"`
 	Reason        string        `json:"reason,omitempty"`
+	Stack         string        `json:"stack,omitempty"`
+	StackStatus   string        `json:"stackStatus,omitempty"`
 	Notes         []string      `json:"notes,omitempty"`
 	Error         string        `json:"error,omitempty"`
 }
@@ -183,7 +191,7 @@ func roleLogs(results []locker.Result) ([]roleLog, int) {
 		out = append(out, roleLog{
 			Role: r.Role, Action: r.Action, Mode: r.Mode, Written: r.Written, Instances: len(r.Instances),
 			SourceIPs: ips, SourceIPCount: len(r.SourceIPs), VPCs: r.VPCs, Size: r.Size, Budget: r.Budget,
-			Passes: r.Passes, Reason: r.Reason, Notes: r.Notes, Error: oneLine(r.Error),
+			Passes: r.Passes, Reason: r.Reason, Stack: r.Stack, StackStatus: r.StackStatus, Notes: r.Notes, Error: oneLine(r.Error),
 		})
 	}
 	return out, len(results) - len(picked)
@@ -222,6 +230,7 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 		slog.Int("written", inv.written()),
 		slog.Int("fallback", rep.Count(locker.ActionFallback)),
 		slog.Int("unchanged", rep.Count(locker.ActionUnchanged)),
+		slog.Int("locksSkipped", rep.Count(locker.ActionSkipped)),
 		slog.Int("errors", rep.Count(locker.ActionError)),
 		slog.Int("apiCalls", rep.TotalCalls),
 		slog.Int("retries", rep.Retries),
@@ -255,6 +264,8 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 		}
 	case rep.Count(locker.ActionFallback) > 0:
 		level, msg = slog.LevelWarn, "fallback locks in place"
+	case rep.Count(locker.ActionSkipped) > 0:
+		msg = "locks skipped: CloudFormation is deleting their roles"
 	}
 	slog.New(slog.NewJSONHandler(a.out, nil)).LogAttrs(ctx, level, msg, attrs...)
 }
@@ -279,13 +290,14 @@ func (a *app) metricsLine(requestID string, inv invocation) {
 				Dimensions: [][]string{{}},
 				Metrics: []metric{
 					{metricFallbackLocks, "Count"}, {metricErrors, "Count"}, {metricLocksWritten, "Count"},
-					{metricAPICalls, "Count"}, {metricDurationMs, "Milliseconds"},
+					{metricLocksSkipped, "Count"}, {metricAPICalls, "Count"}, {metricDurationMs, "Milliseconds"},
 				},
 			}},
 		},
 		metricFallbackLocks: inv.report.Count(locker.ActionFallback),
 		metricErrors:        inv.errorCount(),
 		metricLocksWritten:  inv.written(),
+		metricLocksSkipped:  inv.report.Count(locker.ActionSkipped),
 		metricAPICalls:      inv.report.TotalCalls,
 		metricDurationMs:    inv.durationMs(),
 		"requestId":         requestID,

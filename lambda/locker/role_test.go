@@ -25,6 +25,10 @@ var lockerStatements = []statement{
 	{"ListRoles", []string{"iam:ListRoles"}, []string{"*"}},
 	{"ReadInstanceProfiles", []string{"iam:GetInstanceProfile", "iam:ListInstanceProfilesForRole"},
 		[]string{"arn:aws:iam::111122223333:instance-profile/*", "arn:aws:iam::111122223333:role/defenders/*"}},
+	// Before every write: is the role's stack (or its root) being deleted? See
+	// "CloudFormation deletions" in internal/locker.
+	{"ReadStacks", []string{"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks"},
+		[]string{"arn:aws:cloudformation:us-east-1:111122223333:stack/*"}},
 	{"MaintainLocksOnManagedRolesOnly", []string{"iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"},
 		[]string{"arn:aws:iam::111122223333:role/defenders/*"}},
 }
@@ -109,6 +113,12 @@ func TestTheLockerRoleCanWriteLocksOnManagedRolesOnly(t *testing.T) {
 		{"with lockdown it may assume its own role", "sts:AssumeRole", "arn:aws:iam::111122223333:role/defenders-lockdown/c8locker/LockerRole", allowed},
 		{"with lockdown it may not assume a role at /", "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin", implicit},
 		{"it may not create access keys", "iam:CreateAccessKey", "arn:aws:iam::111122223333:user/admin", implicit},
+		{"it may read which stack owns a role", "cloudformation:DescribeStackResources", lambdatest.StackID("Luke"), allowed},
+		{"it may read a stack's status", "cloudformation:DescribeStacks", lambdatest.StackID("Luke"), allowed},
+		{"it may not delete a stack", "cloudformation:DeleteStack", lambdatest.StackID("Luke"), implicit},
+		{"it may not update a stack", "cloudformation:UpdateStack", lambdatest.StackID("Luke"), implicit},
+		{"it may not read another region's stacks", "cloudformation:DescribeStacks",
+			"arn:aws:cloudformation:eu-west-1:111122223333:stack/Luke/00000000-0000-4000-8000-000000000000", implicit},
 	}
 	reqs := make([]iameval.Request, 0, len(tests))
 	for _, tc := range tests {
@@ -170,7 +180,25 @@ func TestEveryCallTheBootstrapMakesIsAllowed(t *testing.T) {
 			add("iam:"+call.Action, "*")
 		}
 	}
-	if len(reqs) < 6 {
+	// The stack look-ups name a role (whose stack the fake knows: web-role's
+	// is Luke) or a stack id.
+	stackOf := map[string]string{webRole: lambdatest.StackID(webStack)}
+	for _, call := range c.CloudFormation.Calls("") {
+		switch {
+		case call.Form.Has("PhysicalResourceId"):
+			arn, ok := stackOf[call.Form.Get("PhysicalResourceId")]
+			if !ok {
+				t.Fatalf("a stack look-up for %s, which no stack of the test owns", call.Form.Get("PhysicalResourceId"))
+			}
+			add("cloudformation:"+call.Action, arn)
+		default:
+			add("cloudformation:"+call.Action, call.Form.Get("StackName"))
+		}
+	}
+	if c.CloudFormation.Count("") == 0 {
+		t.Error("the bootstrap made no CloudFormation call: the stack look-up is not exercised")
+	}
+	if len(reqs) < 8 {
 		t.Fatalf("only %d distinct calls: %v", len(reqs), seen)
 	}
 	res, err := iameval.Evaluate(context.Background(), reqs)
