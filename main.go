@@ -9,16 +9,18 @@ import (
 	"os"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/stacks"
 )
 
 func main() {
-	// No jsii.Close(): in jsii-runtime-go v1.113.0 it races with the runtime's own Wait on the
-	// node child and prints "Runtime process exited abnormally: waitid: no child processes" on
-	// most runs. The child exits by itself when this process exits (its stdin closes), after
-	// Synth has written the whole cloud assembly.
-	if err := run(); err != nil {
+	// jsii.Close stops the jsii kernel and removes its temporary files (about 2 MB per synth
+	// otherwise left in $TMPDIR); since jsii-runtime-go v1.143 it no longer races with the
+	// runtime's own wait on the node child.
+	err := run()
+	jsii.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "defenders:", err)
 		os.Exit(1)
 	}

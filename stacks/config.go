@@ -13,12 +13,14 @@ import (
 
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/internal/checkip"
 )
 
 // Context keys. Every setting a user can change has exactly one name, documented in the README.
 const (
-	KeySSHCidr         = "defenders:sshCidr"
-	KeyCheckipURL      = "defenders:checkipUrl"
+	KeySSHCidr         = checkip.ContextKey
+	KeyCheckipURL      = checkip.ContextKeyURL
 	KeyMaxAzs          = "defenders:maxAzs"
 	KeyNatGateways     = "defenders:natGateways"
 	KeyInstanceType    = "defenders:instanceType"
@@ -31,13 +33,14 @@ const (
 	KeyPrefix          = "defenders:prefix"
 	KeyDetectorConc    = "defenders:detectorReservedConcurrency"
 	KeyLockerConc      = "defenders:lockerReservedConcurrency"
+	KeyDetectorRegions = "defenders:detectorRegions"
 )
 
 // KnownKeys are every defenders: context key, in the README's order. Any other key under the
 // defenders: prefix is an error (a typo such as defenders:sshcidr must not be ignored).
 var KnownKeys = []string{
 	KeySSHCidr, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNatGateways, KeyInstanceType, KeyManagedPolicies,
-	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
+	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
 }
 
 // KeyPrefixNamespace is the prefix of every Defenders context key.
@@ -45,7 +48,7 @@ const KeyPrefixNamespace = "defenders:"
 
 // DefaultCheckipURL is where the workstation's public address is looked up when
 // defenders:sshCidr is not set.
-const DefaultCheckipURL = "https://checkip.amazonaws.com"
+const DefaultCheckipURL = checkip.DefaultURL
 
 // Config is the validated configuration of the Defenders app.
 type Config struct {
@@ -81,6 +84,9 @@ type Config struct {
 	// 10 unreserved, and a new account's whole quota is 10.
 	DetectorReservedConcurrency int
 	LockerReservedConcurrency   int
+	// DetectorRegions restricts where the detector looks for instances of other regions (its
+	// own region is always searched). Empty: every region enabled for the account.
+	DetectorRegions []string
 	// Account and Region make every stack environment-specific when set (FromContext takes them
 	// from CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION when defenders:maxAzs is above 2: an
 	// environment-agnostic stack can only use 2 Availability Zones).
@@ -174,6 +180,15 @@ func LoadConfig(get Getter) (Config, error) {
 	}
 	if c.Lockdown, err = BoolValue(get, KeyLockdown, false); err != nil {
 		return c, err
+	}
+	regions, err := optionalString(get, KeyDetectorRegions)
+	if err != nil {
+		return c, err
+	}
+	for _, r := range strings.Split(regions, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.DetectorRegions = append(c.DetectorRegions, r)
+		}
 	}
 	if c.DetectorReservedConcurrency, err = intValue(get, KeyDetectorConc, 0, 0, 1000); err != nil {
 		return c, err

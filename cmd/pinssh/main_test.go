@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +59,45 @@ func TestPinRefusesACorruptContextFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(file); string(b) != "[1,2" {
 		t.Fatalf("corrupt file was overwritten: %s", b)
+	}
+}
+
+func TestCheckipURLIsTheOneSynthUses(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if body != "" {
+			os.WriteFile(p, []byte(body), 0o644)
+		}
+		return p
+	}
+	tests := []struct {
+		name, flag, cdkJSON, ctxFile string
+		want, wantErr                string
+	}{
+		{name: "the default when nothing names one", want: "https://checkip.amazonaws.com"},
+		{name: "cdk.json's context", cdkJSON: `{"app":"go run .","context":{"defenders:checkipUrl":"https://ip.corp.example/"}}`, want: "https://ip.corp.example/"},
+		{name: "the context file", ctxFile: `{"defenders:checkipUrl":"http://10.0.0.1/ip"}`, want: "http://10.0.0.1/ip"},
+		{name: "cdk.json before the context file", cdkJSON: `{"context":{"defenders:checkipUrl":"https://a.example/"}}`,
+			ctxFile: `{"defenders:checkipUrl":"https://b.example/"}`, want: "https://a.example/"},
+		{name: "the flag before everything", flag: "https://flag.example/", cdkJSON: `{"context":{"defenders:checkipUrl":"https://a.example/"}}`, want: "https://flag.example/"},
+		{name: "a non-string value is an error, not the default", cdkJSON: `{"context":{"defenders:checkipUrl":42}}`, wantErr: "defenders:checkipUrl"},
+		{name: "a corrupt cdk.json is an error", cdkJSON: `{`, wantErr: "is not a JSON object"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cj := write(fmt.Sprintf("cdk%d.json", i), tc.cdkJSON)
+			cf := write(fmt.Sprintf("ctx%d.json", i), tc.ctxFile)
+			got, _, err := checkipURL(tc.flag, cj, cf)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("checkipURL = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

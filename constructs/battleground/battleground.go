@@ -14,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/internal/annotate"
+	"github.com/defenders-cdk/defenders/internal/checkip"
 )
 
 // SeedExportName is the CloudFormation export name of the SSH security group id in the seed
@@ -182,6 +183,14 @@ func New(scope constructs.Construct, id string, props *Props) (Battleground, err
 
 	if props.SSHWarning != "" {
 		annotate.Warning(sg, "defenders:sshIngress", props.SSHWarning)
+	}
+	for _, c := range props.SSHCidrs {
+		if checkip.PrivateSource(c) {
+			annotate.Warning(sg, "defenders:privateSshSource", fmt.Sprintf(
+				"SSH source %s is a private range: it reaches the battleground's public instances only over a VPN, Direct Connect, "+
+					"peering or a transit gateway into this VPC, never from the internet (a security group sees the public address of "+
+					"internet traffic). If you meant your workstation, use its public address (make pin-ssh)", c))
+		}
 	}
 	if props.ExportName != "" {
 		awscdk.NewCfnOutput(b, jsii.String("sgid"), &awscdk.CfnOutputProps{

@@ -6,12 +6,14 @@ package defender
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/defenders-cdk/defenders/constructs/internal/annotate"
 	"github.com/defenders-cdk/defenders/constructs/lock"
 )
 
@@ -180,6 +182,24 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 			return nil, fmt.Errorf("defender %q: %w", id, err)
 		}
 		d.lock = l
+	} else if broad := BroadPolicies(policies); len(broad) > 0 {
+		annotate.Warning(role, "defenders:broadUnlockedRole", fmt.Sprintf(
+			"the unlocked instance role has %s: credentials stolen from this instance (IMDS, SSRF) work from anywhere with those rights, "+
+				"which turns the demo's control into a real breach. Use a read-only policy (AmazonEC2ReadOnlyAccess) or set Lock",
+			strings.Join(broad, ", ")))
 	}
 	return d, nil
+}
+
+// BroadPolicies returns the AWS managed policies in names that grant far more than a demo
+// needs: AdministratorAccess, PowerUserAccess, IAMFullAccess and every *FullAccess policy.
+func BroadPolicies(names []string) []string {
+	var out []string
+	for _, n := range names {
+		base := n[strings.LastIndex(n, "/")+1:]
+		if base == "AdministratorAccess" || base == "PowerUserAccess" || strings.HasSuffix(base, "FullAccess") {
+			out = append(out, n)
+		}
+	}
+	return out
 }

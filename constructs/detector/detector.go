@@ -24,6 +24,7 @@ package detector
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -55,6 +56,7 @@ const (
 	EnvDedupeWindow  = "DEFENDERS_DEDUPE_WINDOW"
 	EnvInventoryTTL  = "DEFENDERS_INVENTORY_TTL"
 	EnvSelfRoleArn   = "DEFENDERS_SELF_ROLE_ARN"
+	EnvRegions       = "DEFENDERS_REGIONS"
 	MetricsNamespace = "Defenders/Detector"
 )
 
@@ -109,6 +111,12 @@ type Props struct {
 	DedupeWindow time.Duration
 	// InventoryTTL is how long an instance's addresses are cached. Default 10 minutes.
 	InventoryTTL time.Duration
+	// Regions restricts the regions in which the detector looks for an instance that is not in
+	// its own region (its own region is always searched). Default: every region enabled for the
+	// account (ec2:DescribeRegions). Set it when an SCP denies the other regions: a denied region
+	// makes every lookup of an unknown instance fail and retry. A record whose instance is in none
+	// of them is skipped and counted (SkippedOtherRegion), never an InstanceMissing alert.
+	Regions []string
 	// Lockdown makes the function lock its own credentials to the address AWS sees for it
 	// (internal/lockdown). Default false.
 	Lockdown bool
@@ -141,6 +149,7 @@ func (d *detector) DeadLetterQueue() awssqs.Queue { return d.dlq }
 var (
 	emailRE    = regexp.MustCompile(`^[^@\s",;<>]+@[^@\s",;<>]+\.[A-Za-z]{2,}$`)
 	logGroupRE = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 )
 
 // Validate checks props and returns an error that names the offending field.
@@ -156,6 +165,16 @@ func (p *Props) Validate() error {
 		return fmt.Errorf("detector: Props.DedupeWindow %v is out of range 0..24h", p.DedupeWindow)
 	case p.InventoryTTL < 0 || p.InventoryTTL > time.Hour:
 		return fmt.Errorf("detector: Props.InventoryTTL %v is out of range 0..1h", p.InventoryTTL)
+	}
+	seen := map[string]bool{}
+	for i, r := range p.Regions {
+		switch {
+		case !regionRE.MatchString(r):
+			return fmt.Errorf("detector: Props.Regions[%d] %q is not a region name such as eu-west-1", i, r)
+		case seen[r]:
+			return fmt.Errorf("detector: Props.Regions[%d] %q is listed twice", i, r)
+		}
+		seen[r] = true
 	}
 	return nil
 }
@@ -240,9 +259,11 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		// The inventory: where each instance may call from. EC2 Describe* actions support no
 		// resource-level permissions, so "*" is the only possible resource; they are read-only.
+		// DescribeRegions: which regions to search for an instance that is not in this one (an
+		// IAM call of an instance in eu-west-1 is delivered in us-east-1).
 		Sid: jsii.String("ReadInstanceAddresses"),
 		Actions: jsii.Strings("ec2:DescribeInstances", "ec2:DescribeNatGateways",
-			"ec2:DescribeVpcEndpoints"),
+			"ec2:DescribeVpcEndpoints", "ec2:DescribeRegions"),
 		Resources: jsii.Strings("*"),
 	}))
 	d.topic.GrantPublish(role)    // sns:Publish on this topic only (and kms on its key)
@@ -254,6 +275,9 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		EnvDedupeWindow: jsii.String(dedupe.String()),
 		EnvInventoryTTL: jsii.String(ttl.String()),
 		EnvSelfRoleArn:  role.RoleArn(),
+	}
+	if len(props.Regions) > 0 {
+		env[EnvRegions] = jsii.String(strings.Join(props.Regions, ","))
 	}
 	for k, v := range lockEnv {
 		env[k] = v

@@ -125,6 +125,7 @@ func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
 	cases := []cdktest.Decision{
 		{Action: "ec2:DescribeInstances", Resource: "*", Want: iameval.Allowed},
 		{Action: "ec2:DescribeNatGateways", Resource: "*", Want: iameval.Allowed},
+		{Action: "ec2:DescribeRegions", Resource: "*", Want: iameval.Allowed},
 		{Action: "sns:Publish", Resource: "arn:aws:sns:us-east-1:111122223333:alerts", Want: iameval.Allowed},
 		{Action: "sqs:SendMessage", Resource: "arn:aws:sqs:us-east-1:111122223333:dlq", Want: iameval.Allowed},
 		{Action: "sns:Publish", Resource: "arn:aws:sns:us-east-1:111122223333:someone-elses-topic", Want: iameval.ImplicitlyDenied},
@@ -135,6 +136,18 @@ func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
 		{Action: "sns:DeleteTopic", Resource: "arn:aws:sns:us-east-1:111122223333:alerts", Want: iameval.ImplicitlyDenied},
 	}
 	cdktest.ExpectDecisions(t, "arn:aws:sts::111122223333:assumed-role/detector/fn", docs, cases)
+}
+
+func TestRegionsReachTheFunction(t *testing.T) {
+	_, fn := one(t, synth(t, &detector.Props{Regions: []string{"eu-west-1", "us-east-1"}}), "AWS::Lambda::Function")
+	b, _ := json.Marshal(fn["Environment"])
+	if !strings.Contains(string(b), `"`+detector.EnvRegions+`":"eu-west-1,us-east-1"`) {
+		t.Errorf("environment %s", b)
+	}
+	_, fn = one(t, synth(t, &detector.Props{}), "AWS::Lambda::Function")
+	if b, _ := json.Marshal(fn["Environment"]); strings.Contains(string(b), detector.EnvRegions) {
+		t.Errorf("environment %s sets %s without Regions", b, detector.EnvRegions)
+	}
 }
 
 func TestReservedConcurrencyIsSetOnlyWhenAskedFor(t *testing.T) {
@@ -218,6 +231,9 @@ func TestDetectorPropsAreValidated(t *testing.T) {
 		{detector.Props{AlertEmail: "a@b.com, evil@x.com"}, "AlertEmail"},
 		{detector.Props{TrailLogGroupName: "bad name*"}, "TrailLogGroupName"},
 		{detector.Props{ReservedConcurrency: -1}, "ReservedConcurrency"},
+		{detector.Props{Regions: []string{"eu-west-1", "EU-WEST-1"}}, "Regions[1]"},
+		{detector.Props{Regions: []string{"eu-west-1", "eu-west-1"}}, "twice"},
+		{detector.Props{Regions: []string{"eu-west-1,us-east-1"}}, "Regions[0]"},
 	} {
 		if err := c.p.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want one naming %s", c.p, err, c.want)

@@ -50,6 +50,9 @@ const UserAgent = "defenders-checkip"
 // parsed by ParseCIDRs.
 const ContextKey = "defenders:sshCidr"
 
+// ContextKeyURL is the CDK context key that names the lookup endpoint (DefaultURL when unset).
+const ContextKeyURL = "defenders:checkipUrl"
+
 // Values of Resolution.Source.
 const (
 	// SourceContext means the CIDRs came from the defenders:sshCidr context key.

@@ -79,6 +79,43 @@ func TestParseRecordExtractsDetectionFields(t *testing.T) {
 			},
 		},
 		{
+			name:  "an organisation trail's record of a member account names that account twice",
+			input: readFile(t, "org_trail_member_instance_v1.09.json"),
+			check: func(t *testing.T, r cloudtrail.Record) {
+				ui := &r.UserIdentity
+				if ui.AccountID != "777788889999" || r.RecipientAccountID != "777788889999" ||
+					ui.SessionContext.SessionIssuer.AccountID != "777788889999" || ui.PrincipalID != "AROAZEXAMPLEMEMBER001:i-0c1c2c3c4c5c6c7c8" {
+					t.Errorf("accounts = %q/%q/%q, principal %q", ui.AccountID, r.RecipientAccountID,
+						ui.SessionContext.SessionIssuer.AccountID, ui.PrincipalID)
+				}
+				if r.AWSRegion != "eu-central-1" || r.EventName != "GetObject" || ui.SessionContext.EC2RoleDelivery != "2.0" {
+					t.Errorf("unexpected fields: %+v", r)
+				}
+			},
+		},
+		{
+			name:  "the resource owner's copy of a cross-account call names the caller in userIdentity and the owner as recipient",
+			input: readFile(t, "cross_account_kms_resource_owner_v1.09.json"),
+			check: func(t *testing.T, r cloudtrail.Record) {
+				if r.UserIdentity.AccountID != "111122223333" || r.RecipientAccountID != "777788889999" {
+					t.Errorf("accountId %q, recipientAccountId %q", r.UserIdentity.AccountID, r.RecipientAccountID)
+				}
+				if r.EventSource != "kms.amazonaws.com" || r.SourceIPAddress != "198.51.100.10" {
+					t.Errorf("unexpected fields: %+v", r)
+				}
+			},
+		},
+		{
+			name:  "a global service call is recorded in us-east-1 whatever the caller's region",
+			input: readFile(t, "global_iam_from_instance_v1.09.json"),
+			check: func(t *testing.T, r cloudtrail.Record) {
+				if r.AWSRegion != "us-east-1" || r.EventSource != "iam.amazonaws.com" ||
+					r.UserIdentity.PrincipalID != "AROAYEXAMPLEROLEID01:i-0e1e2e3e4e5e6e7e8" || r.SourceIPAddress != "192.0.2.77" {
+					t.Errorf("unexpected fields: %+v", r)
+				}
+			},
+		},
+		{
 			name:  "an AWS service call yields invokedBy",
 			input: cloudtrailtest.InstanceAWSService.JSON(),
 			check: func(t *testing.T, r cloudtrail.Record) {
@@ -246,7 +283,8 @@ func TestParseRecordAgreesWithEncodingJSONOnFixtures(t *testing.T) {
 			checkAgainstEncodingJSON(t, s.JSON())
 		})
 	}
-	for _, f := range []string{"instance_session_imdsv1_v1.08.json", "instance_session_vpce_v1.10.json", "iam_user_v1.09.json"} {
+	for _, f := range []string{"instance_session_imdsv1_v1.08.json", "instance_session_vpce_v1.10.json", "iam_user_v1.09.json",
+		"org_trail_member_instance_v1.09.json", "cross_account_kms_resource_owner_v1.09.json", "global_iam_from_instance_v1.09.json"} {
 		t.Run("testdata "+f+" decodes as encoding/json decodes it", func(t *testing.T) {
 			checkAgainstEncodingJSON(t, readFile(t, f))
 		})

@@ -37,13 +37,14 @@ type Alert struct {
 	// CloudTrailEvent is the CloudTrail record, embedded as a JSON object.
 	CloudTrailEvent json.RawMessage `json:"CloudTrailEvent"`
 
-	Account     string   `json:"account"`       // account of the credentials
-	Region      string   `json:"region"`        // awsRegion of the call
-	RoleARN     string   `json:"role_arn"`      // the instance profile's IAM role
-	AccessKeyID string   `json:"access_key_id"` // the temporary access key used
-	Severity    Severity `json:"severity"`      // HIGH or MEDIUM, see Policy.Decide
-	EventTime   string   `json:"event_time"`    // eventTime of the call
-	EventName   string   `json:"event_name"`    // eventName of the call
+	Account        string   `json:"account"`                   // account of the credentials
+	Region         string   `json:"region"`                    // awsRegion of the call
+	InstanceRegion string   `json:"instance_region,omitempty"` // region the instance was found in (may differ from region)
+	RoleARN        string   `json:"role_arn"`                  // the instance profile's IAM role
+	AccessKeyID    string   `json:"access_key_id"`             // the temporary access key used
+	Severity       Severity `json:"severity"`                  // HIGH or MEDIUM, see Policy.Decide
+	EventTime      string   `json:"event_time"`                // eventTime of the call
+	EventName      string   `json:"event_name"`                // eventName of the call
 
 	EventSource     string   `json:"event_source"`                     // eventSource of the call
 	EventID         string   `json:"event_id"`                         // eventID of the call
@@ -84,6 +85,7 @@ func NewAlert(rec *cloudtrail.Record, instanceID string, inst Instance, v Verdic
 		CloudTrailEvent: embedRecord(rec.Raw),
 		Account:         accountOf(rec),
 		Region:          rec.AWSRegion,
+		InstanceRegion:  inst.Region,
 		RoleARN:         role,
 		AccessKeyID:     ui.AccessKeyID,
 		Severity:        v.Severity,

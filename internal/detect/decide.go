@@ -19,8 +19,10 @@ const (
 	// does not have.
 	BadSource
 	// InstanceMissing: the instance is unknown to the inventory even after
-	// a refresh (terminated long ago, in an account or region the inventory
-	// does not cover, or never existed).
+	// a refresh (terminated long ago, or never existed). Other accounts'
+	// instance sessions never get here (the Processor skips them), and a
+	// MultiRegionInventory reports an instance missing only when no
+	// enabled region knows it.
 	InstanceMissing
 )
 

@@ -14,7 +14,8 @@ import (
 // one outcome.
 func checkConservation(t *testing.T, s detect.Stats) {
 	t.Helper()
-	if got := s.SkippedAWSService + s.SkippedOwn + s.Expected + s.Alerts + s.Suppressed + s.Undecided; got != s.InstanceSessions {
+	if got := s.SkippedAWSService + s.SkippedOwn + s.SkippedOtherAccount + s.SkippedUnattributable + s.SkippedOtherRegion +
+		s.Expected + s.Alerts + s.Suppressed + s.Undecided; got != s.InstanceSessions {
 		t.Fatalf("outcomes add up to %d, not %d instance sessions: %+v", got, s.InstanceSessions, s)
 	}
 }
@@ -33,7 +34,7 @@ func FuzzProcessCWLPayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		var b cloudtrail.Batch
 		_ = new(cloudtrail.Decoder).DecodeCWLPayload(payload, &b) // decoder errors are covered in package cloudtrail
-		p := detect.NewProcessor(world(), detect.Config{Self: detect.Self{RoleARNs: []string{ctt.DetectorRoleARN}}})
+		p := detect.NewProcessor(world(), detect.Config{Self: detect.Self{RoleARNs: []string{ctt.DetectorRoleARN}}, Account: ctt.Account})
 		res := p.ProcessBatch(context.Background(), &b)
 		checkConservation(t, res.Stats)
 		if res.Stats.NotInstance+res.Stats.InstanceSessions != len(b.Records) {

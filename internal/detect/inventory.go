@@ -17,6 +17,9 @@ import (
 type Instance struct {
 	ID    string // instance id
 	VpcID string // the instance's VPC
+	// Region is the region the instance lives in, "" when the inventory
+	// does not say (a MultiRegionInventory always sets it).
+	Region string
 	// PublicIPs are the addresses the instance reaches AWS APIs from
 	// directly: the public IPv4 addresses and Elastic IPs of all its network
 	// interfaces, and their IPv6 addresses.

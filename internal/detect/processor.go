@@ -2,7 +2,9 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
@@ -14,6 +16,14 @@ type Config struct {
 	Policy Policy
 	// Self identifies the detector's own calls, which are skipped.
 	Self Self
+	// Account is the detector's account id. Instance sessions of other
+	// accounts are skipped and counted (see "Account attribution"); ""
+	// judges every record as the detector's own (SetAccount can set it
+	// later).
+	Account string
+	// Region is the detector's region; it only serves to count the
+	// records judged against an instance of another region (OtherRegion).
+	Region string
 	// DedupeWindow is how long an alert suppresses repeats with the same
 	// uniq_id (DefaultDedupeWindow if zero; negative disables
 	// deduplication).
@@ -37,11 +47,30 @@ type Stats struct {
 	InstanceSessions  int // decoded records made with instance credentials
 	SkippedAWSService int // instance sessions used by an AWS service on the instance's behalf
 	SkippedOwn        int // the detector's own calls
-	Expected          int // instance sessions from an expected address
-	Rechecked         int // would-be alerts re-checked after an inventory refresh
-	Alerts            int // alerts returned for publishing
-	Suppressed        int // alerts suppressed as duplicates
-	Undecided         int // records left undecided because the inventory failed
+	// SkippedOtherAccount counts instance sessions of another account's
+	// credentials (an organisation trail), which the inventory cannot
+	// judge.
+	SkippedOtherAccount int
+	// SkippedUnattributable counts instance sessions whose account fields
+	// are garbled or contradictory (see "Account attribution").
+	SkippedUnattributable int
+	// SkippedOtherRegion counts instance sessions whose instance is in no
+	// searched region while the region restriction leaves enabled regions
+	// unsearched (ErrNotInSearchedRegions).
+	SkippedOtherRegion int
+	Expected           int // instance sessions from an expected address
+	Rechecked          int // would-be alerts re-checked after an inventory refresh
+	Alerts             int // alerts returned for publishing
+	Suppressed         int // alerts suppressed as duplicates
+	Undecided          int // records left undecided because the inventory failed
+	// RegionLookupFailed counts the undecided records whose instance is not
+	// in the detector's region and could not be looked up in the other
+	// regions (ErrRegionLookup); they are part of Undecided.
+	RegionLookupFailed int
+	// OtherRegion counts the records judged against an instance found in
+	// another region than Config.Region (part of Expected, Alerts and
+	// Suppressed).
+	OtherRegion int
 }
 
 // Add accumulates o into s.
@@ -54,11 +83,16 @@ func (s *Stats) Add(o Stats) {
 	s.InstanceSessions += o.InstanceSessions
 	s.SkippedAWSService += o.SkippedAWSService
 	s.SkippedOwn += o.SkippedOwn
+	s.SkippedOtherAccount += o.SkippedOtherAccount
+	s.SkippedUnattributable += o.SkippedUnattributable
+	s.SkippedOtherRegion += o.SkippedOtherRegion
 	s.Expected += o.Expected
 	s.Rechecked += o.Rechecked
 	s.Alerts += o.Alerts
 	s.Suppressed += o.Suppressed
 	s.Undecided += o.Undecided
+	s.RegionLookupFailed += o.RegionLookupFailed
+	s.OtherRegion += o.OtherRegion
 }
 
 // LogValue renders the stats as a log/slog group.
@@ -72,11 +106,16 @@ func (s Stats) LogValue() slog.Value {
 		slog.Int("instance_sessions", s.InstanceSessions),
 		slog.Int("skipped_aws_service", s.SkippedAWSService),
 		slog.Int("skipped_own", s.SkippedOwn),
+		slog.Int("skipped_other_account", s.SkippedOtherAccount),
+		slog.Int("skipped_unattributable", s.SkippedUnattributable),
+		slog.Int("skipped_other_region", s.SkippedOtherRegion),
 		slog.Int("expected", s.Expected),
 		slog.Int("rechecked", s.Rechecked),
 		slog.Int("alerts", s.Alerts),
 		slog.Int("suppressed", s.Suppressed),
 		slog.Int("undecided", s.Undecided),
+		slog.Int("region_lookup_failed", s.RegionLookupFailed),
+		slog.Int("other_region", s.OtherRegion),
 	)
 }
 
@@ -90,10 +129,37 @@ type Undecided struct {
 	Err        error
 }
 
+// SkipReason says why an instance session was skipped without a
+// decision.
+type SkipReason string
+
+// Skip reasons (the metric names of the counts).
+const (
+	SkipOtherAccount   SkipReason = "SkippedOtherAccount"
+	SkipUnattributable SkipReason = "SkippedUnattributable"
+	SkipOtherRegion    SkipReason = "SkippedOtherRegion"
+)
+
+// Skipped is an instance session the processor could not judge and
+// deliberately did not: another account's credentials, unattributable
+// account fields, or an instance outside the searched regions. The caller
+// logs it; retrying cannot change the outcome.
+type Skipped struct {
+	Record     *cloudtrail.Record
+	InstanceID string
+	Reason     SkipReason
+	// Account is the credentials' account as the record names it (for
+	// SkipUnattributable, the offending value).
+	Account string
+	// Err explains SkipOtherRegion.
+	Err error
+}
+
 // Result is the outcome of processing a batch.
 type Result struct {
 	Alerts    []Alert     // alerts to publish, deduplicated
 	Undecided []Undecided // records to retry
+	Skipped   []Skipped   // instance sessions skipped without a decision
 	Stats     Stats
 }
 
@@ -104,17 +170,36 @@ type Processor struct {
 	inv    Inventory
 	policy Policy
 	self   Self
+	region string
 	dedupe *Deduper // nil when disabled
+
+	accountMu sync.RWMutex
+	account   string
 }
 
 // NewProcessor returns a Processor that looks instances up in inv
-// (typically a CachedInventory).
+// (typically a MultiRegionInventory over CachedInventories).
 func NewProcessor(inv Inventory, cfg Config) *Processor {
-	p := &Processor{inv: inv, policy: cfg.Policy, self: cfg.Self}
+	p := &Processor{inv: inv, policy: cfg.Policy, self: cfg.Self, region: cfg.Region, account: cfg.Account}
 	if cfg.DedupeWindow >= 0 {
 		p.dedupe = NewDeduper(cfg.DedupeWindow, cfg.DedupeMaxEntries, cfg.Now)
 	}
 	return p
+}
+
+// SetAccount sets the detector's account (Config.Account) when it was not
+// known at construction, e.g. from the invoked function's ARN.
+func (p *Processor) SetAccount(account string) {
+	p.accountMu.Lock()
+	defer p.accountMu.Unlock()
+	p.account = account
+}
+
+// Account returns the detector's account, "" if unknown.
+func (p *Processor) Account() string {
+	p.accountMu.RLock()
+	defer p.accountMu.RUnlock()
+	return p.account
 }
 
 // ProcessBatch processes the records of a decoded batch and carries the
@@ -135,43 +220,58 @@ type pending struct {
 }
 
 // Process checks recs: it skips records that are not instance sessions,
-// calls made by AWS services and the detector's own calls, looks the
-// instances up, decides, re-checks would-be alerts after an inventory
-// refresh, and deduplicates the alerts. Records whose instance cannot be
-// looked up are returned as Undecided, never dropped.
+// the detector's own calls, other accounts' instance sessions and calls
+// made by AWS services, looks the instances up, decides, re-checks
+// would-be alerts after an inventory refresh, and deduplicates the alerts.
+// Records whose instance cannot be looked up are returned as Undecided,
+// and records deliberately not judged as Skipped: none is dropped.
 func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Result {
 	var res Result
 	res.Stats.Events = len(recs)
+	self := p.Account()
 	var todo []pending
 	for i := range recs {
 		rec := &recs[i]
 		id, ok := IsInstanceSession(rec)
-		switch {
-		case !ok:
+		if !ok {
 			res.Stats.NotInstance++
-			continue
-		case p.self.Matches(rec):
-			res.Stats.InstanceSessions++
-			res.Stats.SkippedOwn++
-			continue
-		case IsAWSServiceCall(rec):
-			res.Stats.InstanceSessions++
-			res.Stats.SkippedAWSService++
 			continue
 		}
 		res.Stats.InstanceSessions++
+		if p.self.Matches(rec) {
+			res.Stats.SkippedOwn++
+			continue
+		}
+		switch account, v := CheckAccount(rec, self); v {
+		case AccountOther:
+			res.Stats.SkippedOtherAccount++
+			res.Skipped = append(res.Skipped, Skipped{Record: rec, InstanceID: id, Reason: SkipOtherAccount, Account: account})
+			continue
+		case AccountUnattributable:
+			res.Stats.SkippedUnattributable++
+			res.Skipped = append(res.Skipped, Skipped{Record: rec, InstanceID: id, Reason: SkipUnattributable, Account: account})
+			continue
+		}
+		if IsAWSServiceCall(rec) {
+			res.Stats.SkippedAWSService++
+			continue
+		}
 		todo = append(todo, pending{rec: rec, id: id})
 	}
 	if len(todo) == 0 {
 		return res
 	}
-	if pf, ok := p.inv.(Prefetcher); ok {
-		ids := make([]string, 0, len(todo))
-		for _, t := range todo {
-			if t.id != "" {
-				ids = append(ids, t.id)
-			}
+	ids := make([]string, 0, len(todo))
+	hints := make([]string, 0, len(todo))
+	for _, t := range todo {
+		if t.id != "" {
+			ids = append(ids, t.id)
+			hints = append(hints, t.rec.AWSRegion)
 		}
+	}
+	if h, ok := p.inv.(RegionHinter); ok {
+		h.PrefetchHints(ctx, ids, hints)
+	} else if pf, ok := p.inv.(Prefetcher); ok {
 		pf.Prefetch(ctx, ids)
 	}
 	for _, t := range todo {
@@ -186,9 +286,23 @@ func (p *Processor) check(ctx context.Context, t pending, res *Result) {
 	var found bool
 	if t.id != "" {
 		var err error
-		if inst, found, err = p.inv.Lookup(ctx, t.id); err != nil {
+		if h, ok := p.inv.(RegionHinter); ok {
+			inst, found, err = h.LookupHint(ctx, t.id, t.rec.AWSRegion)
+		} else {
+			inst, found, err = p.inv.Lookup(ctx, t.id)
+		}
+		switch {
+		case errors.Is(err, ErrNotInSearchedRegions):
+			res.Skipped = append(res.Skipped, Skipped{Record: t.rec, InstanceID: t.id, Reason: SkipOtherRegion,
+				Account: accountOf(t.rec), Err: err})
+			res.Stats.SkippedOtherRegion++
+			return
+		case err != nil:
 			res.Undecided = append(res.Undecided, Undecided{Record: t.rec, InstanceID: t.id, Err: err})
 			res.Stats.Undecided++
+			if errors.Is(err, ErrRegionLookup) {
+				res.Stats.RegionLookupFailed++
+			}
 			return
 		}
 	}
@@ -202,6 +316,9 @@ func (p *Processor) check(ctx context.Context, t pending, res *Result) {
 			inst, found = inst2, found2
 			v = p.policy.Decide(t.rec, inst, found)
 		}
+	}
+	if found && p.region != "" && inst.Region != "" && inst.Region != p.region {
+		res.Stats.OtherRegion++
 	}
 	if v.Kind == OK {
 		res.Stats.Expected++

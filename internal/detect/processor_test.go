@@ -143,7 +143,7 @@ func TestStatsAddAndLog(t *testing.T) {
 	if s.Events != 3 || s.Alerts != 1 || s.Suppressed != 4 || s.Undecided != 3 {
 		t.Errorf("sum = %+v", s)
 	}
-	if v := s.LogValue(); len(v.Group()) != 13 {
+	if v := s.LogValue(); len(v.Group()) != 18 {
 		t.Errorf("LogValue has %d attributes", len(v.Group()))
 	}
 }

@@ -24,6 +24,14 @@
 // A terminated instance is reported as not found: it has no addresses any
 // more, and detect reports such a record as InstanceMissing (MEDIUM)
 // rather than BadSource (HIGH).
+//
+// An Inventory describes the region of its client. The detector builds one
+// per region (detect.MultiRegionInventory asks the other regions for the
+// instances its own region does not know), and EnabledRegions lists the
+// regions to ask. The cross-region search uses the same instance-id
+// filter: InstanceIds would answer InvalidInstanceID.NotFound from every
+// region but the instance's, which is the normal case there, and could not
+// serve a whole batch's unknown ids with one call per region.
 package ec2inventory
 
 import (
@@ -32,6 +40,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +62,17 @@ type API interface {
 	DescribeVpcEndpoints(ctx context.Context, in *ec2.DescribeVpcEndpointsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error)
 }
 
-var _ API = (*ec2.Client)(nil)
+// RegionsAPI is the part of the EC2 client that lists the regions.
+// *ec2.Client implements it.
+type RegionsAPI interface {
+	// DescribeRegions is ec2.Client.DescribeRegions.
+	DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
+}
+
+var (
+	_ API        = (*ec2.Client)(nil)
+	_ RegionsAPI = (*ec2.Client)(nil)
+)
 
 // Limits of one EC2 call.
 const (
@@ -85,6 +104,9 @@ type Options struct {
 	// CallTimeout bounds each EC2 call, retries included
 	// (DefaultCallTimeout).
 	CallTimeout time.Duration
+	// Region is the region of the API client, recorded in every
+	// detect.Instance the inventory returns ("" leaves it unset).
+	Region string
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }
@@ -225,7 +247,9 @@ func (inv *Inventory) describeInstances(ctx context.Context, ids []string, out m
 				if inst.State != nil && inst.State.Name == types.InstanceStateNameTerminated {
 					continue
 				}
-				out[id] = convert(inst)
+				in := convert(inst)
+				in.Region = inv.o.Region
+				out[id] = in
 			}
 		}
 		if aws.ToString(res.NextToken) == "" {
@@ -512,4 +536,38 @@ func uniq(ids []string) []string {
 		out = append(out, id)
 	}
 	return out
+}
+
+// EnabledRegions lists the regions enabled for the account with one
+// DescribeRegions call (without AllRegions, EC2 answers the regions the
+// account may use: those enabled by default and the opt-in regions it
+// opted in to), sorted. Regions that are not opted in are left out even if
+// an answer lists them. The call is bounded by timeout (DefaultCallTimeout
+// if zero).
+func EnabledRegions(ctx context.Context, api RegionsAPI, timeout time.Duration) ([]string, error) {
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := api.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err == nil && res == nil {
+		err = errNoOutput
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ec2inventory: DescribeRegions: %w", err)
+	}
+	var out []string
+	for _, r := range res.Regions {
+		name := aws.ToString(r.RegionName)
+		if name == "" || strings.EqualFold(aws.ToString(r.OptInStatus), "not-opted-in") || slices.Contains(out, name) {
+			continue
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("ec2inventory: DescribeRegions: no enabled region in the answer")
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -83,6 +83,8 @@ type handler struct {
 	out   io.Writer // EMF records
 	outMu sync.Mutex
 	now   func() time.Time // nil: time.Now
+
+	accountOnce sync.Once // warns once when the function's account is unknown
 }
 
 func (h *handler) clock() time.Time {
@@ -174,10 +176,26 @@ type Summary struct {
 func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	start := h.clock()
 	requestID := ""
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
+	lc, hasLC := lambdacontext.FromContext(ctx)
+	if hasLC {
 		requestID = lc.AwsRequestID
 	}
 	log := h.log.With("request_id", requestID)
+	if h.proc.Account() == "" {
+		// Without DEFENDERS_SELF_ROLE_ARN the invoked function's ARN names
+		// the account.
+		if hasLC {
+			if a := detect.AccountFromARN(lc.InvokedFunctionArn); a != "" {
+				h.proc.SetAccount(a)
+			}
+		}
+		if h.proc.Account() == "" {
+			h.accountOnce.Do(func() {
+				log.Warn("the function's account is unknown: records of every account are judged as this account's",
+					"hint", EnvSelfRoleARN+" or the invoked function ARN names it")
+			})
+		}
+	}
 	var m metrics
 
 	kind, err := sniff(payload)
@@ -236,6 +254,7 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	m.Undelivered = len(undelivered)
 	h.logAlerts(log, res.Alerts, failed, undelivered)
 
+	h.logSkipped(log, res.Skipped)
 	for i, u := range res.Undecided {
 		if i == maxLoggedItems {
 			log.Warn("more undecided records", "count", len(res.Undecided)-maxLoggedItems)
@@ -362,6 +381,44 @@ func parallel(n int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// maxSummarisedAccounts bounds the accounts named in the skipped-records
+// summary.
+const maxSummarisedAccounts = 20
+
+// logSkipped logs the instance sessions skipped without a decision: the
+// first maxLoggedItems one by one (account, event id, instance, why), and
+// a summary of all of them by reason and account. Other accounts' records
+// are routine with an organisation trail (info); unattributable records
+// are not (warn).
+func (h *handler) logSkipped(log *slog.Logger, skipped []detect.Skipped) {
+	if len(skipped) == 0 {
+		return
+	}
+	byReason := map[string]int{}
+	byAccount := map[string]int{}
+	for i := range skipped {
+		sk := &skipped[i]
+		byReason[string(sk.Reason)]++
+		if _, ok := byAccount[sk.Account]; ok || len(byAccount) < maxSummarisedAccounts {
+			byAccount[sk.Account]++
+		}
+		if i >= maxLoggedItems {
+			continue
+		}
+		level := slog.LevelInfo
+		if sk.Reason == detect.SkipUnattributable {
+			level = slog.LevelWarn
+		}
+		attrs := []any{"reason", string(sk.Reason), "account", sk.Account, "event_id", sk.Record.EventID,
+			"instance_id", sk.InstanceID, "aws_region", sk.Record.AWSRegion, "recipient_account", sk.Record.RecipientAccountID}
+		if sk.Err != nil {
+			attrs = append(attrs, "error", sk.Err.Error())
+		}
+		log.Log(context.Background(), level, "skipped record", attrs...)
+	}
+	log.Info("skipped records", "count", len(skipped), "by_reason", byReason, "by_account", byAccount)
 }
 
 // logAlerts logs every alert with what became of it.

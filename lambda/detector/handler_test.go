@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -87,6 +88,12 @@ func TestLoadSettings(t *testing.T) {
 		{name: "bad TTL", env: map[string]string{EnvInventoryTTL: "soon"}, wantErr: EnvInventoryTTL},
 		{name: "bad role", env: map[string]string{EnvSelfRoleARN: "detector"}, wantErr: EnvSelfRoleARN},
 		{name: "bad lockdown", env: map[string]string{EnvLockdown: "True please"}, wantErr: EnvLockdown},
+		{name: "the function's region", env: map[string]string{EnvRegion: "us-east-1"},
+			want: settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Region: "us-east-1"}},
+		{name: "regions searched", env: map[string]string{EnvRegions: " eu-west-1, us-gov-west-1,,eu-west-1,ap-southeast-4 "},
+			want: settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Regions: []string{"eu-west-1", "us-gov-west-1", "ap-southeast-4"}}},
+		{name: "a region that is not one", env: map[string]string{EnvRegions: "eu-west-1,Frankfurt"}, wantErr: EnvRegions},
+		{name: "a region list without a region", env: map[string]string{EnvRegions: " , "}, wantErr: EnvRegions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +115,7 @@ func TestLoadSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want.TopicARN, tt.want.DLQURL = valid[EnvTopicARN], valid[EnvDLQURL]
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("settings\n got %+v\nwant %+v", got, tt.want)
 			}
 		})

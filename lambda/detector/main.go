@@ -18,8 +18,19 @@
 //	DEFENDERS_DLQ_URL        SQS dead-letter queue URL (required)
 //	DEFENDERS_DEDUPE_WINDOW  alert deduplication window, Go duration (default 1h; 0 disables)
 //	DEFENDERS_INVENTORY_TTL  EC2 inventory cache TTL, Go duration (default 10m)
-//	DEFENDERS_SELF_ROLE_ARN  the function's role: its own calls are skipped
+//	DEFENDERS_SELF_ROLE_ARN  the function's role: its own calls are skipped, and its account is the detector's
 //	DEFENDERS_LOCKDOWN       "true": lock the function's credentials to its address at cold start (internal/lockdown)
+//	DEFENDERS_REGIONS        optional, comma-separated: the regions searched besides the function's own (default: every enabled region)
+//
+// Accounts and regions: instance sessions of other accounts (an
+// organisation trail) are skipped and counted (SkippedOtherAccount), never
+// judged against this account's inventory. The account is the one of
+// DEFENDERS_SELF_ROLE_ARN, else of the invoked function's ARN. An instance
+// that is not in the function's region is looked up in the account's other
+// enabled regions (ec2:DescribeRegions once per container, then
+// ec2:DescribeInstances per region, the record's awsRegion first) and the
+// record judged against the region it lives in; if that lookup fails the
+// record is undecided (RegionLookupFailed) and the invocation is retried.
 //
 // Output: structured JSON logs (log/slog) and CloudWatch embedded metric
 // format records in namespace Defenders/Detector, both on stdout.
@@ -90,13 +101,27 @@ func setup(log *slog.Logger) (*handler, error) {
 		log.Info("credentials locked", "address", addr.String(), "expires", exp.Format(time.RFC3339))
 		cfg = locked
 	}
+	if s.Region == "" {
+		s.Region = cfg.Region
+	}
+	if s.Region == "" {
+		return nil, fmt.Errorf("detector: no region: %s is not set", EnvRegion)
+	}
 	return newHandler(s, clients(cfg), log), nil
 }
 
 // clients builds the AWS clients from cfg.
 func clients(cfg aws.Config) awsClients {
+	home := ec2.NewFromConfig(cfg)
 	return awsClients{
-		ec2: ec2.NewFromConfig(cfg),
+		ec2: home,
+		ec2In: func(region string) ec2inventory.API {
+			if region == cfg.Region {
+				return home
+			}
+			return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
+		},
+		regions: home,
 		// detect.PublishAll retries publishes itself, with backoff and
 		// knowledge of which SNS errors are permanent: one retry layer,
 		// with bounds the handler controls.
@@ -111,19 +136,35 @@ func clients(cfg aws.Config) awsClients {
 
 // awsClients are the clients the handler uses.
 type awsClients struct {
-	ec2 ec2inventory.API
-	sns snsAPI
-	sqs sqsAPI
+	ec2     ec2inventory.API                     // the function's region
+	ec2In   func(region string) ec2inventory.API // the EC2 API of another region
+	regions ec2inventory.RegionsAPI              // DescribeRegions
+	sns     snsAPI
+	sqs     sqsAPI
 }
 
 // newHandler wires the detector.
 func newHandler(s settings, c awsClients, log *slog.Logger) *handler {
-	inv := detect.NewCachedInventory(
-		ec2inventory.New(c.ec2, ec2inventory.Options{VPCTTL: s.InventoryTTL}),
-		detect.CacheOptions{TTL: s.InventoryTTL},
-	)
+	// One cached inventory per region, each with the same TTL, rate
+	// limits and negative caching; the function's region is asked first.
+	regional := func(api ec2inventory.API, region string) detect.Inventory {
+		return detect.NewCachedInventory(
+			ec2inventory.New(api, ec2inventory.Options{VPCTTL: s.InventoryTTL, Region: region}),
+			detect.CacheOptions{TTL: s.InventoryTTL},
+		)
+	}
+	inv := detect.NewMultiRegionInventory(regional(c.ec2, s.Region), detect.RegionOptions{
+		HomeRegion: s.Region,
+		Regions: func(ctx context.Context) ([]string, error) {
+			return ec2inventory.EnabledRegions(ctx, c.regions, 0)
+		},
+		Allowed:   s.Regions,
+		Inventory: func(region string) detect.Inventory { return regional(c.ec2In(region), region) },
+	})
 	proc := detect.NewProcessor(inv, detect.Config{
 		Self:         detect.Self{RoleARNs: nonEmpty(s.SelfRoleARN)},
+		Account:      detect.AccountFromARN(s.SelfRoleARN),
+		Region:       s.Region,
 		DedupeWindow: s.DedupeWindow,
 	})
 	return &handler{

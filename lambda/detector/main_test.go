@@ -124,7 +124,19 @@ func filterValues(req *lambdatest.Request, name string) []string {
 	return nil
 }
 
-// describeNatGateways knows one available NAT gateway in the fixture VPC.
+// fakeVPC is a VPC of the fake account with one available NAT gateway
+// and one interface endpoint. VPCs are regional: a call signed for another
+// region does not see it.
+type fakeVPC struct{ region, id, natID, natIP, endpoint string }
+
+// fakeVPCs are the fixture VPC in the function's region and, for the
+// cross-region tests, one in eu-west-1.
+var fakeVPCs = []fakeVPC{
+	{lambdatest.Region, ctt.VpcID, "nat-0123456789abcdef0", ctt.NATIP, ctt.OwnEndpoint},
+	{euWest, euVPC, "nat-0e0e0e0e0e0e0e0e0", euNATIP, euEndpoint},
+}
+
+// describeNatGateways knows the NAT gateways of fakeVPCs.
 func describeNatGateways(req *lambdatest.Request) (string, error) {
 	vpcs, states := filterValues(req, "vpc-id"), filterValues(req, "state")
 	if len(vpcs) == 0 {
@@ -132,16 +144,18 @@ func describeNatGateways(req *lambdatest.Request) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("<natGatewaySet>")
-	if slices.Contains(vpcs, ctt.VpcID) && (states == nil || slices.Contains(states, "available")) {
-		fmt.Fprintf(&b, "<item><natGatewayId>nat-0123456789abcdef0</natGatewayId><vpcId>%s</vpcId><state>available</state>"+
-			"<natGatewayAddressSet><item><publicIp>%s</publicIp><privateIp>10.0.0.5</privateIp><isPrimary>true</isPrimary></item></natGatewayAddressSet></item>",
-			ctt.VpcID, ctt.NATIP)
+	for _, v := range fakeVPCs {
+		if v.region == req.Region && slices.Contains(vpcs, v.id) && (states == nil || slices.Contains(states, "available")) {
+			fmt.Fprintf(&b, "<item><natGatewayId>%s</natGatewayId><vpcId>%s</vpcId><state>available</state>"+
+				"<natGatewayAddressSet><item><publicIp>%s</publicIp><privateIp>10.0.0.5</privateIp><isPrimary>true</isPrimary></item></natGatewayAddressSet></item>",
+				v.natID, v.id, v.natIP)
+		}
 	}
 	b.WriteString("</natGatewaySet>")
 	return b.String(), nil
 }
 
-// describeVpcEndpoints knows one interface endpoint in the fixture VPC.
+// describeVpcEndpoints knows the endpoints of fakeVPCs.
 func describeVpcEndpoints(req *lambdatest.Request) (string, error) {
 	vpcs := filterValues(req, "vpc-id")
 	if len(vpcs) == 0 {
@@ -149,9 +163,11 @@ func describeVpcEndpoints(req *lambdatest.Request) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("<vpcEndpointSet>")
-	if slices.Contains(vpcs, ctt.VpcID) {
-		fmt.Fprintf(&b, "<item><vpcEndpointId>%s</vpcEndpointId><vpcEndpointType>Interface</vpcEndpointType><vpcId>%s</vpcId><state>available</state></item>",
-			ctt.OwnEndpoint, ctt.VpcID)
+	for _, v := range fakeVPCs {
+		if v.region == req.Region && slices.Contains(vpcs, v.id) {
+			fmt.Fprintf(&b, "<item><vpcEndpointId>%s</vpcEndpointId><vpcEndpointType>Interface</vpcEndpointType><vpcId>%s</vpcId><state>available</state></item>",
+				v.endpoint, v.id)
+		}
 	}
 	b.WriteString("</vpcEndpointSet>")
 	return b.String(), nil

@@ -15,18 +15,23 @@ const MetricsNamespace = "Defenders/Detector"
 // metric format (EMF) record: CloudWatch Logs turns it into metrics, so
 // the function needs no cloudwatch:PutMetricData.
 type metrics struct {
-	Source           string  `json:"Source"`           // event shape (a property, not a dimension)
-	EventsSeen       int     `json:"EventsSeen"`       // CloudTrail records seen
-	InstanceSessions int     `json:"InstanceSessions"` // records made with instance credentials
-	Alerts           int     `json:"Alerts"`           // alerts raised (after deduplication)
-	Suppressed       int     `json:"Suppressed"`       // alerts suppressed as duplicates
-	Malformed        int     `json:"Malformed"`        // items (or whole payloads) that did not decode
-	Undecided        int     `json:"Undecided"`        // records left for a retry because the inventory failed
-	Published        int     `json:"Published"`        // alerts published to SNS
-	PublishFailures  int     `json:"PublishFailures"`  // alerts SNS did not take after the retries
-	DeadLettered     int     `json:"DeadLettered"`     // of those, alerts sent to the dead-letter queue
-	Undelivered      int     `json:"Undelivered"`      // alerts that reached neither (the invocation or record is retried)
-	DurationMs       float64 `json:"DurationMs"`       // handler time
+	Source                string  `json:"Source"`                // event shape (a property, not a dimension)
+	EventsSeen            int     `json:"EventsSeen"`            // CloudTrail records seen
+	InstanceSessions      int     `json:"InstanceSessions"`      // records made with instance credentials
+	Alerts                int     `json:"Alerts"`                // alerts raised (after deduplication)
+	Suppressed            int     `json:"Suppressed"`            // alerts suppressed as duplicates
+	Malformed             int     `json:"Malformed"`             // items (or whole payloads) that did not decode
+	Undecided             int     `json:"Undecided"`             // records left for a retry because the inventory failed
+	RegionLookupFailed    int     `json:"RegionLookupFailed"`    // of those, instances not in the function's region that the other regions did not answer for
+	SkippedOtherAccount   int     `json:"SkippedOtherAccount"`   // instance sessions of other accounts (organisation trail), not judged
+	SkippedUnattributable int     `json:"SkippedUnattributable"` // instance sessions with garbled account fields, not judged
+	SkippedOtherRegion    int     `json:"SkippedOtherRegion"`    // instances outside the DEFENDERS_REGIONS regions, not judged
+	CrossRegion           int     `json:"CrossRegion"`           // records judged against an instance of another region
+	Published             int     `json:"Published"`             // alerts published to SNS
+	PublishFailures       int     `json:"PublishFailures"`       // alerts SNS did not take after the retries
+	DeadLettered          int     `json:"DeadLettered"`          // of those, alerts sent to the dead-letter queue
+	Undelivered           int     `json:"Undelivered"`           // alerts that reached neither (the invocation or record is retried)
+	DurationMs            float64 `json:"DurationMs"`            // handler time
 }
 
 // add takes the processor's figures.
@@ -37,6 +42,11 @@ func (m *metrics) add(s detect.Stats) {
 	m.Suppressed = s.Suppressed
 	m.Malformed = s.Malformed
 	m.Undecided = s.Undecided
+	m.RegionLookupFailed = s.RegionLookupFailed
+	m.SkippedOtherAccount = s.SkippedOtherAccount
+	m.SkippedUnattributable = s.SkippedUnattributable
+	m.SkippedOtherRegion = s.SkippedOtherRegion
+	m.CrossRegion = s.OtherRegion
 }
 
 // emfMetric declares one metric of an EMF record.
@@ -49,6 +59,7 @@ type emfMetric struct {
 var emfMetrics = func() []emfMetric {
 	out := []emfMetric{}
 	for _, n := range []string{"EventsSeen", "InstanceSessions", "Alerts", "Suppressed", "Malformed", "Undecided",
+		"RegionLookupFailed", "SkippedOtherAccount", "SkippedUnattributable", "SkippedOtherRegion", "CrossRegion",
 		"Published", "PublishFailures", "DeadLettered", "Undelivered"} {
 		out = append(out, emfMetric{Name: n, Unit: "Count"})
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,13 @@ const (
 	EnvInventoryTTL = "DEFENDERS_INVENTORY_TTL"
 	EnvSelfRoleARN  = "DEFENDERS_SELF_ROLE_ARN"
 	EnvLockdown     = "DEFENDERS_LOCKDOWN"
+	// EnvRegions optionally restricts the regions searched for instances
+	// that are not in the function's region: comma-separated region names
+	// (the function's region is always searched). Unset: every region
+	// enabled for the account (ec2:DescribeRegions).
+	EnvRegions = "DEFENDERS_REGIONS"
+	// EnvRegion is the function's region, set by Lambda.
+	EnvRegion = "AWS_REGION"
 )
 
 // Defaults of the settings.
@@ -38,6 +46,8 @@ type settings struct {
 	InventoryTTL time.Duration
 	SelfRoleARN  string
 	Lockdown     bool
+	Region       string   // the function's region ("" here: the SDK configuration's)
+	Regions      []string // EnvRegions, nil for every enabled region
 }
 
 // loadSettings reads and validates the environment through getenv.
@@ -51,6 +61,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		DedupeWindow: DefaultDedupeWindow,
 		InventoryTTL: DefaultInventoryTTL,
 		SelfRoleARN:  get(EnvSelfRoleARN),
+		Region:       get(EnvRegion),
 	}
 	if !strings.HasPrefix(s.TopicARN, "arn:") || !strings.Contains(s.TopicARN, ":sns:") {
 		return settings{}, fmt.Errorf("detector: %s=%q is not an SNS topic ARN", EnvTopicARN, s.TopicARN)
@@ -84,6 +95,21 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	if s.SelfRoleARN != "" && !strings.HasPrefix(s.SelfRoleARN, "arn:") {
 		return settings{}, fmt.Errorf("detector: %s=%q is not an ARN", EnvSelfRoleARN, s.SelfRoleARN)
 	}
+	if v := get(EnvRegions); v != "" {
+		for _, r := range strings.Split(v, ",") {
+			r = strings.TrimSpace(r)
+			switch {
+			case r == "":
+			case !validRegion(r):
+				return settings{}, fmt.Errorf("detector: %s=%q: %q is not a region name", EnvRegions, v, r)
+			case !slices.Contains(s.Regions, r):
+				s.Regions = append(s.Regions, r)
+			}
+		}
+		if len(s.Regions) == 0 {
+			return settings{}, fmt.Errorf("detector: %s=%q names no region", EnvRegions, v)
+		}
+	}
 	if v := get(EnvLockdown); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -92,6 +118,22 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		s.Lockdown = b
 	}
 	return s, nil
+}
+
+// validRegion reports whether r looks like an AWS region name
+// ("eu-west-1", "us-gov-west-1", "ap-southeast-4").
+func validRegion(r string) bool {
+	parts := strings.Split(r, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 {
+		return false
+	}
+	for _, p := range parts[:len(parts)-1] {
+		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz") != "" {
+			return false
+		}
+	}
+	n := parts[len(parts)-1]
+	return n != "" && len(n) <= 2 && strings.Trim(n, "0123456789") == ""
 }
 
 // newLogger returns the JSON logger, at the level Lambda's advanced

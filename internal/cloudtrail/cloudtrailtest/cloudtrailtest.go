@@ -752,3 +752,34 @@ func MixInstanceIP(k int) string {
 	}
 	return fmt.Sprintf("198.51.100.%d", 100+k%150)
 }
+
+// Organisation and multi-region fixtures. An organisation trail delivers
+// the records of every member account to one place (its S3 bucket and
+// CloudWatch Logs log group), and a multi-region trail those of every
+// region; CloudTrail records calls to global services (IAM, the STS global
+// endpoint, ...) with awsRegion us-east-1, and EventBridge delivers them in
+// us-east-1 only.
+const (
+	// MemberAccount is another account of Account's organisation.
+	MemberAccount = "777788889999"
+	// GlobalRegion is the awsRegion of calls to global services.
+	GlobalRegion = "us-east-1"
+)
+
+// InAccount returns the same identity in another account: accountId, the
+// session ARN and the issuer role's ARN and account name account, as in the
+// records of that account.
+func (id Identity) InAccount(account string) Identity {
+	swap := func(arn string) string {
+		parts := strings.SplitN(arn, ":", 6)
+		if len(parts) == 6 && parts[0] == "arn" {
+			parts[4] = account
+			return strings.Join(parts, ":")
+		}
+		return arn
+	}
+	id.AccountID = account
+	id.ARN = swap(id.ARN)
+	id.IssuerARN = swap(id.IssuerARN)
+	return id
+}
