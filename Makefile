@@ -13,24 +13,40 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 GO_PKGS := ./...
 FUZZTIME ?= 3s
 
-.PHONY: help tools synth test vet fmt-check unit examples lint-workflows fuzz bench review pin-ssh clean
+# aws-cdk-go versions that make compat proves: the oldest we support is the one go.mod requires
+# (Go's minimum version selection never gives an importer less); the newest is whatever the Go
+# proxy serves today, as `go get ...@latest` in a user's module would pick.
+CDK_MODULE := github.com/aws/aws-cdk-go/awscdk/v2
+CDK_OLDEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE))
+CDK_NEWEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE)@latest)
+
+.PHONY: help tools modules synth test vet fmt-check unit examples compat lint-workflows fuzz bench review pin-ssh clean
 
 help:
 	@echo "make synth    install what is missing, synthesize every stack into cdk.out/ (offline works)"
-	@echo "make test     the whole test suite (vet, gofmt, unit, snapshot, IAM-evaluator, short fuzz)"
+	@echo "make test     the whole test suite (vet, gofmt, unit, snapshot, IAM-evaluator, cfn-lint, compat, short fuzz)"
+	@echo "make compat   an outside module on the oldest and the newest aws-cdk-go: build, test, cdk synth, cfn-lint"
 	@echo "make bench    benchmarks and synth timing"
 	@echo "make pin-ssh  look up this workstation's address once and pin it in cdk.context.json"
 
 # npm dev tools (CDK CLI, Node 22, the IAM evaluator) live in .tools/, where Go's ./... does not look.
 tools: .tools/node_modules/.installed
 .tools/node_modules/.installed: .tools/package.json .tools/package-lock.json
+	@echo "==> installing the dev tools into .tools/ (CDK CLI, Node 22, IAM evaluator; first run about 20 s)"
 	npm ci --prefix .tools --no-audit --no-fund --loglevel=error
 	@node --version | grep -q '^v22\.' || { echo "Node 22 from .tools was not installed (got $$(node --version))"; exit 1; }
 	@touch $@
 
-synth: tools
+# Each long first-run step says what it does before it starts (figures from a fresh machine, README).
+modules:
+	@echo "==> downloading Go modules (first run: about 1 min; aws-cdk-go alone is about 70 MB)"
+	@go mod download
+
+synth: tools modules
+	@echo "==> compiling the app (first run: about 1.5 min, aws-cdk-go is a large package; then cached)"
 	go build -o /dev/null .
-	cdk synth --all --quiet
+	@echo "==> cdk synth (first run: also cross-compiles the two Lambdas, about 30 s, then cached by their inputs)"
+	cdk synth --quiet
 	@ls cdk.out/*.template.json
 
 vet:
@@ -61,7 +77,14 @@ ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 lint-workflows:
 	go run $(ACTIONLINT) -shellcheck= -pyflakes= .github/workflows/*.yml
 
-test: tools vet fmt-check unit examples lint-workflows fuzz
+# A fresh outside module (served from a local module proxy, as go get would fetch a release) on
+# the oldest and the newest aws-cdk-go: scripts/compat.sh says what it checks.
+compat: tools
+	@echo "==> compat: aws-cdk-go $(CDK_OLDEST) (oldest supported) and $(CDK_NEWEST) (newest served)"
+	@test -n "$(CDK_OLDEST)" -a -n "$(CDK_NEWEST)" || { echo "compat: could not resolve the aws-cdk-go versions"; exit 1; }
+	scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
+
+test: tools vet fmt-check unit examples compat lint-workflows fuzz
 
 # Figures for the README: the detector's decode+detect pipeline against a straightforward
 # encoding/json version (same input, same run), the shipped binaries, and synth time.

@@ -86,6 +86,9 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 		if out.Locker, err = NewLocker(app, cfg.StackName("locker"), cfg, alarmTopic); err != nil {
 			return nil, err
 		}
+		// Deployed after Luke and destroyed before him: nothing rewrites Luke's lock while
+		// CloudFormation deletes his stack (the locker also checks the stack status itself).
+		out.Locker.AddDependency(out.Luke.Stack, jsii.String("the locker is destroyed before the roles it manages"))
 	}
 	// Matt is the deliberate control: the exemption and its reason are in his role's Metadata.
 	if err := lock.Exempt(out.Matt.Defender.Instance(), "Matt is the deliberate control of the demo: his credentials are meant to work from anywhere, to show what the lock on Luke stops."); err != nil {

@@ -53,5 +53,13 @@ func NewDefender(scope constructs.Construct, id string, props *DefenderProps) (*
 		s.AppliesTo = &applies
 		suppress(d.Role(), s)
 	}
+	// For the demo: `aws ec2-instance-connect ssh --instance-id <InstanceId>`. Not exported (export
+	// names are global per account and region).
+	awscdk.NewCfnOutput(st, jsii.String("InstanceId"), &awscdk.CfnOutputProps{
+		Value: d.Instance().InstanceId(), Description: jsii.String(id + "'s instance (EC2 Instance Connect)"),
+	})
+	awscdk.NewCfnOutput(st, jsii.String("PublicIp"), &awscdk.CfnOutputProps{
+		Value: d.Instance().InstancePublicIp(), Description: jsii.String(id + "'s public IPv4 address"),
+	})
 	return &DefenderStack{Stack: st, Defender: d}, nil
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -155,5 +156,69 @@ func TestReservedConcurrencyOnlyWhenAskedFor(t *testing.T) {
 	s = synth(t, map[string]any{"defenders:sshCidr": "none", "defenders:detectorReservedConcurrency": 5.0, "defenders:lockerReservedConcurrency": "2"}, nil)
 	if fn(s, "detector")["ReservedConcurrentExecutions"] != 5.0 || fn(s, "locker")["ReservedConcurrentExecutions"] != 2.0 {
 		t.Errorf("reservations not applied")
+	}
+}
+
+// TestPlainCdkCommandsStayQuiet: `cdk synth` and `cdk deploy` run from the project (not only
+// through make) send no telemetry and fetch no notices, because cdk.json says so. The CLI's
+// once-a-day version check can only be turned off with CDK_DISABLE_VERSION_CHECK=1 (the CLI reads
+// no setting for it), which the Makefile exports and the README's deploy steps set.
+func TestPlainCdkCommandsStayQuiet(t *testing.T) {
+	for _, file := range []string{"../cdk.json", "../examples/cdk.json"} {
+		t.Run(file, func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				VersionReporting *bool          `json:"versionReporting"`
+				Notices          *bool          `json:"notices"`
+				Context          map[string]any `json:"context"`
+			}
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.VersionReporting == nil || *cfg.VersionReporting {
+				t.Error(`"versionReporting": false is missing`)
+			}
+			if cfg.Notices == nil || *cfg.Notices {
+				t.Error(`"notices": false is missing (the CLI would fetch notices)`)
+			}
+			if cfg.Context["cli-telemetry"] != false {
+				t.Error(`context "cli-telemetry": false is missing (the CLI would send telemetry)`)
+			}
+		})
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "export CDK_DISABLE_VERSION_CHECK=1") {
+		t.Error("the README's deploy steps do not set CDK_DISABLE_VERSION_CHECK=1")
+	}
+}
+
+// TestTheLockerIsDestroyedBeforeLuke: `cdk destroy --all` deletes stacks in reverse dependency
+// order, so the locker (which could otherwise rewrite Luke's lock during the deletion) goes
+// before Luke; with the detector on, before the detector too (its alarms use the topic).
+func TestTheLockerIsDestroyedBeforeLuke(t *testing.T) {
+	s := synth(t, pinned, nil)
+	b, err := os.ReadFile(s.Dir + "/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Artifacts map[string]struct {
+			Dependencies []string `json:"dependencies"`
+		} `json:"artifacts"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Join(m.Artifacts["locker"].Dependencies, ",")
+	for _, want := range []string{"luke", "detector"} {
+		if !strings.Contains(","+deps+",", ","+want+",") {
+			t.Errorf("locker depends on [%s], want %s among them", deps, want)
+		}
 	}
 }
