@@ -9,6 +9,8 @@ export PATH := $(TOOLS_BIN):$(PATH)
 # reporting are off in cdk.json).
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
+# No "new npm version" notice in the middle of the output.
+export npm_config_update_notifier := false
 
 GO_PKGS := ./...
 FUZZTIME ?= 3s
@@ -46,7 +48,8 @@ synth: tools modules
 	@echo "==> compiling the app (first run: about 1.5 min, aws-cdk-go is a large package; then cached)"
 	go build -o /dev/null .
 	@echo "==> cdk synth (first run: also cross-compiles the two Lambdas, about 30 s, then cached by their inputs)"
-	cdk synth --quiet
+	@log=$$(mktemp); set -o pipefail; cdk synth --quiet 2>&1 | tee "$$log"; \
+	if grep -qi 'deprecat' "$$log"; then echo "synth printed a deprecation warning (see above)"; rm -f "$$log"; exit 1; fi; rm -f "$$log"
 	@ls cdk.out/*.template.json
 
 vet:
