@@ -642,10 +642,11 @@ func display(r *resource) string {
 	return r.st.Name + "/" + r.id
 }
 
-// addFinding records a finding about origin, associated with subjects.
-func (z *analyzer) addFinding(sev Severity, origin *resource, subjects []*resource, format string, args ...any) {
+// addFinding records a finding of rule about origin, associated with subjects; its level is
+// the rule's.
+func (z *analyzer) addFinding(rule string, origin *resource, subjects []*resource, format string, args ...any) {
 	z.findings = append(z.findings, &Finding{
-		Severity: sev, Stack: origin.st.Name, Resource: origin.id,
+		Rule: rule, Severity: levelOf(rule), Stack: origin.st.Name, Resource: origin.id,
 		Message:  fmt.Sprintf(format, args...),
 		subjects: append([]*resource{origin}, subjects...),
 	})

@@ -143,7 +143,7 @@ func (z *analyzer) ingressFindings() {
 		}
 		if prefix.Bits() == 0 {
 			if p.all || ssh || rdp {
-				z.addFinding(SeverityError, r.origin, reach,
+				z.addFinding(RuleOpenIngress, r.origin, reach,
 					"%s allows %s from `%s`, the whole internet%s: restrict the source to the addresses that need it "+
 						"(a single /32 or /128 per workstation), or reach the instances through SSM Session Manager instead of opening the port.",
 					where, what, s, reachText)
@@ -156,7 +156,7 @@ func (z *analyzer) ingressFindings() {
 			if prefix.Addr().Is6() {
 				limit = "/64"
 			}
-			z.addFinding(SeverityWarning, r.origin, reach,
+			z.addFinding(RuleWideIngress, r.origin, reach,
 				"%s allows %s from `%s`, %s addresses (wider than %s)%s: narrow the source to the hosts that need it "+
 					"(a single /32 or /128 per workstation or bastion).",
 				where, what, s, addressCount(prefix.Addr().BitLen()-prefix.Bits()), limit, reachText)
@@ -234,7 +234,7 @@ func (z *analyzer) imdsFindings() {
 		if c.role == nil && c.inst.InstanceProfile == "" {
 			risk = "so a server-side request forgery can read its metadata, and the credentials of any role it is given later"
 		}
-		z.addFinding(SeverityError, c.res, nil, "%s `%s` allows IMDSv1 (%s), %s: %s.",
+		z.addFinding(RuleIMDSv1, c.res, nil, "%s `%s` allows IMDSv1 (%s), %s: %s.",
 			c.inst.Kind, display(c.res), why, risk, fix)
 	}
 }

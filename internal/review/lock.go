@@ -199,7 +199,7 @@ func (z *analyzer) lock(role *resource, exemption string) Lock {
 		l.Status = LockUnlocked
 		l.Modes = []string{ModeNone}
 		if exemption == "" {
-			z.addFinding(SeverityError, role, nil,
+			z.addFinding(RuleUnlockedRole, role, nil,
 				"EC2 role `%s` has no lock: credentials stolen from its instances work from anywhere. "+
 					"Attach a lock (an AWS::IAM::Policy of Deny statements on aws:SourceIp and aws:SourceVpc, "+
 					"as the Defenders lock construct renders it) or, if the role must stay unlocked, "+
@@ -213,13 +213,13 @@ func (z *analyzer) lock(role *resource, exemption string) Lock {
 			break
 		}
 		if !internet {
-			z.addFinding(SeverityWarning, origin, []*resource{role},
+			z.addFinding(RuleLockMissesInternet, origin, []*resource{role},
 				"the lock of EC2 role `%s` does not restrict calls over the internet: stolen credentials still work from any public address. "+
 					"Add a Deny statement with NotIpAddress aws:SourceIp (DenyPublicCallsFromOtherAddresses) "+
 					"or Null aws:SourceIp \"false\" (DenyPublicCallsFromAnyAddress).", name)
 		}
 		if !endpoints {
-			z.addFinding(SeverityWarning, origin, []*resource{role},
+			z.addFinding(RuleLockMissesEndpoint, origin, []*resource{role},
 				"the lock of EC2 role `%s` does not restrict calls through VPC endpoints: stolen credentials work through an endpoint in any VPC, the attacker's included. "+
 					"Add a Deny statement with StringNotEquals aws:SourceVpc (DenyEndpointCallsFromOtherVpcs) "+
 					"or Null aws:SourceIp \"true\" (DenyEndpointCallsFromAnyVpc).", name)
@@ -240,7 +240,7 @@ func (z *analyzer) sourceIP(role *resource, users []*compute, raw lockedRaw) Loc
 	if len(refs) == 0 {
 		if s, ok := literal(raw.doc.st, raw.value); ok {
 			if p, ok := parseCIDR(s); ok && p.Bits() == 0 {
-				z.addFinding(SeverityError, origin, []*resource{role},
+				z.addFinding(RuleLockAdmitsAll, origin, []*resource{role},
 					"the lock of EC2 role `%s` allows aws:SourceIp `%s`, the whole internet, which makes the lock worthless: "+
 						"list the public addresses the instances call from (their public IP, Elastic IP or NAT gateway address).", display(role), s)
 			}
@@ -288,7 +288,7 @@ func (z *analyzer) sourceIP(role *resource, users []*compute, raw lockedRaw) Loc
 			}
 			own = "the role is used by " + strings.Join(names, ", ")
 		}
-		z.addFinding(SeverityError, origin, []*resource{role},
+		z.addFinding(RuleCrossedLock, origin, []*resource{role},
 			"the lock of EC2 role `%s` allows the address of instance `%s` (`%s`), which does not use this role (%s; %s): "+
 				"stolen credentials would work from that instance. Lock the role to the addresses of its own instances.",
 			display(role), display(inst), lv.Value, other, own)

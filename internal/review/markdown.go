@@ -56,7 +56,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("No findings.\n\n")
 	}
 	for _, f := range r.Findings {
-		p("- **%s %s** %s › %s: %s\n", f.ID, f.Severity, code(f.Stack), code(f.Resource), escapeHTML(f.Message))
+		p("- **%s %s** %s %s › %s: %s\n", f.ID, f.Severity, code(f.Rule), code(f.Stack), code(f.Resource), escapeHTML(f.Message))
 	}
 	if len(r.Findings) > 0 {
 		p("\n")
@@ -71,7 +71,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"*same host* endpoint calls must come from the instance the credentials were delivered to.\n")
 	p("- **IMDS**: *IMDSv2 required* when MetadataOptions.HttpTokens is \"required\" on the instance or its launch template.\n")
 	p("- **Ingress**: protocol, ports and source of every ingress rule of the instances' security groups.\n")
-	p("- **Findings**: `E` errors fail the review (exit code 1), `W` warnings deserve a look; each says how to fix it.\n")
+	p("- **Findings**: `E` errors fail the review (exit code 1), `W` warnings deserve a look; each names its rule (`DEF-...`, listed in the README) and says how to fix it.\n")
 	if err := b.Flush(); err != nil {
 		return fmt.Errorf("review: write Markdown: %w", err)
 	}

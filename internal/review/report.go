@@ -210,7 +210,9 @@ type LockedValue struct {
 type Finding struct {
 	// ID is "E1", "E2", ... for errors and "W1", ... for warnings.
 	ID string `json:"id"`
-	// Severity is SeverityError or SeverityWarning.
+	// Rule is the id of the rule that found it (see Rules).
+	Rule string `json:"rule"`
+	// Severity is SeverityError or SeverityWarning (the rule's level).
 	Severity Severity `json:"severity"`
 	// Stack is the stack of the resource at fault.
 	Stack string `json:"stack"`

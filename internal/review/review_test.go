@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,5 +275,24 @@ func golden(t *testing.T, file string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the output (run go test ./internal/review -update if the change is intended):\n--- got ---\n%s", file, got)
+	}
+}
+
+// TestReadmeListsEveryRule keeps the README's rules table equal to the catalogue.
+func TestReadmeListsEveryRule(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range Rules {
+		if seen[r.ID] {
+			t.Errorf("rule %s is listed twice", r.ID)
+		}
+		seen[r.ID] = true
+		row := fmt.Sprintf("| `%s` | %s | %s | %s | %s |", r.ID, r.Level, r.Title, r.Why, r.Fix)
+		if !strings.Contains(string(b), row) {
+			t.Errorf("README.md lacks the row of %s:\n%s", r.ID, row)
+		}
 	}
 }
