@@ -192,7 +192,8 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	if code == nil {
 		var err error
 		if code, err = golambda.Code(scope, Package); err != nil {
-			return nil, fmt.Errorf("detector: %w", err)
+			// Name the construct: the build error alone says which package failed, not where.
+			return nil, fmt.Errorf("detector %s/%s: building its Lambda: %w", *scope.Node().Path(), id, err)
 		}
 	}
 	conc, dedupe, ttl := props.ReservedConcurrency, props.DedupeWindow, props.InventoryTTL

@@ -240,3 +240,19 @@ func TestDetectorPropsAreValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestAFailedLambdaBuildIsAnErrorNamingTheConstruct: without a Go toolchain the detector cannot
+// build its Lambda; New returns an error that names the construct, and nothing panics.
+func TestAFailedLambdaBuildIsAnErrorNamingTheConstruct(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())}) // bundling on
+	var err error
+	cdktest.NoPanic(t, func() {
+		st := awscdk.NewStack(app, jsii.String("sec"), nil)
+		t.Setenv("PATH", t.TempDir()) // no go command (the jsii kernel is already running)
+		t.Setenv("DEFENDERS_BUILD_CACHE", t.TempDir())
+		_, err = detector.New(st, "Detector", &detector.Props{})
+	})
+	if err == nil || !strings.Contains(err.Error(), "detector sec/Detector: building its Lambda") {
+		t.Fatalf("err = %v, want one naming the construct sec/Detector", err)
+	}
+}

@@ -131,7 +131,8 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	if code == nil {
 		var err error
 		if code, err = golambda.Code(scope, Package); err != nil {
-			return nil, fmt.Errorf("locker: %w", err)
+			// Name the construct: the build error alone says which package failed, not where.
+			return nil, fmt.Errorf("locker %s/%s: building its Lambda: %w", *scope.Node().Path(), id, err)
 		}
 	}
 	l := &locker{}
