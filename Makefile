@@ -22,7 +22,7 @@ CDK_MODULE := github.com/aws/aws-cdk-go/awscdk/v2
 CDK_OLDEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE))
 CDK_NEWEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE)@latest)
 
-.PHONY: help tools modules synth test vet fmt-check unit examples compat lint-workflows fuzz bench review pin-ssh clean
+.PHONY: help tools modules synth test vet fmt-check staticcheck unit race examples compat lint-workflows fuzz bench review pin-ssh clean
 
 help:
 	@echo "make synth    install what is missing, synthesize every stack into cdk.out/ (offline works)"
@@ -59,15 +59,25 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# staticcheck (a Go module, fetched through the Go proxy): bugs, dead code, simplifications.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+staticcheck:
+	go run $(STATICCHECK) $(GO_PKGS)
+
 unit: tools
 	go test -count=1 $(GO_PKGS)
 
-# A short run of every fuzz target (go test -fuzz takes one target per run).
+# The pure-Go packages under the race detector (the Lambdas' logic is concurrent).
+race: tools
+	go test -race -count=1 ./internal/...
+
+# A short run of every fuzz target (go test -fuzz takes one target per run). Minimizing a new
+# input may take 60 s by default: 1 s keeps a short run's time on new inputs.
 fuzz:
 	@set -e; for pkg in $$(go list ./internal/...); do \
 	  for t in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	    go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg >/dev/null; \
 	  done; \
 	done
 
@@ -87,7 +97,7 @@ compat: tools
 	@test -n "$(CDK_OLDEST)" -a -n "$(CDK_NEWEST)" || { echo "compat: could not resolve the aws-cdk-go versions"; exit 1; }
 	scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
 
-test: tools vet fmt-check unit examples compat lint-workflows fuzz
+test: tools vet fmt-check staticcheck unit race examples compat lint-workflows fuzz
 
 # Figures for the README: the detector's decode+detect pipeline against a straightforward
 # encoding/json version (same input, same run), the shipped binaries, and synth time.

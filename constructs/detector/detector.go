@@ -44,6 +44,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/golambda"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Package is the import path of the detector Lambda's package main.
@@ -51,13 +53,13 @@ const Package = "github.com/defenders-cdk/defenders/lambda/detector"
 
 // Environment variables the construct sets and the Lambda reads.
 const (
-	EnvTopicArn      = "DEFENDERS_TOPIC_ARN"
-	EnvDLQURL        = "DEFENDERS_DLQ_URL"
-	EnvDedupeWindow  = "DEFENDERS_DEDUPE_WINDOW"
-	EnvInventoryTTL  = "DEFENDERS_INVENTORY_TTL"
-	EnvSelfRoleArn   = "DEFENDERS_SELF_ROLE_ARN"
-	EnvRegions       = "DEFENDERS_REGIONS"
-	MetricsNamespace = "Defenders/Detector"
+	EnvTopicArn      = contract.EnvTopicARN
+	EnvDLQURL        = contract.EnvDLQURL
+	EnvDedupeWindow  = contract.EnvDedupeWindow
+	EnvInventoryTTL  = contract.EnvInventoryTTL
+	EnvSelfRoleArn   = contract.EnvSelfRoleARN
+	EnvRegions       = contract.EnvRegions
+	MetricsNamespace = contract.DetectorMetricsNamespace
 )
 
 // EventPattern is the EventBridge pattern: CloudTrail API calls made with an assumed-role

@@ -6,12 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/detector"
+	"github.com/defenders-cdk/defenders/internal/detect"
+	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/iameval"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
@@ -254,5 +257,43 @@ func TestAFailedLambdaBuildIsAnErrorNamingTheConstruct(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "detector sec/Detector: building its Lambda") {
 		t.Fatalf("err = %v, want one naming the construct sec/Detector", err)
+	}
+}
+
+// TestTheLambdaReadsTheEnvironmentTheConstructWrites feeds the synthesized Environment, with its
+// tokens replaced by realistic values, to the detector Lambda's own settings loader (and to
+// lockdown's): a variable renamed on one side only fails here.
+func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
+	tpl := synth(t, &detector.Props{Regions: []string{"eu-west-1", "us-east-1"}, Lockdown: true, DedupeWindow: 2 * time.Hour})
+	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
+	queueID, _ := one(t, tpl, "AWS::SQS::Queue")
+	roleID, _ := one(t, tpl, "AWS::IAM::Role")
+	const (
+		topicArn = "arn:aws:sns:us-east-1:111122223333:alerts"
+		queueURL = "https://sqs.us-east-1.amazonaws.com/111122223333/dlq"
+		roleArn  = "arn:aws:iam::111122223333:role/defenders-lockdown/c8detector/det-Role"
+	)
+	_, fn := one(t, tpl, "AWS::Lambda::Function")
+	vars := cdktest.Substitute(t, fn["Environment"].(map[string]any)["Variables"], map[string]any{
+		`{"Ref":"` + topicID + `"}`: topicArn, `{"Ref":"` + queueID + `"}`: queueURL,
+		`{"Fn::GetAtt":["` + roleID + `","Arn"]}`: roleArn,
+	}).(map[string]any)
+	getenv := func(k string) string { s, _ := vars[k].(string); return s }
+	for k, v := range vars {
+		if _, ok := v.(string); !ok {
+			t.Fatalf("%s = %v is still a token", k, v)
+		}
+	}
+	s, err := detect.LoadSettings(getenv)
+	if err != nil {
+		t.Fatalf("the Lambda refuses the construct's environment: %v", err)
+	}
+	if s.TopicARN != topicArn || s.DLQURL != queueURL || s.SelfRoleARN != roleArn || s.DedupeWindow != 2*time.Hour ||
+		s.InventoryTTL != 10*time.Minute || !s.Lockdown || strings.Join(s.Regions, ",") != "eu-west-1,us-east-1" {
+		t.Errorf("settings %+v do not carry the construct's values", s)
+	}
+	o, err := lockdown.OptionsFromEnv(getenv)
+	if err != nil || o.RoleARN != roleArn {
+		t.Errorf("lockdown options %+v, %v: want the role ARN", o, err)
 	}
 }

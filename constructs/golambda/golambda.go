@@ -36,6 +36,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // thisModule is the module that holds the bundled Lambdas.
@@ -45,12 +47,12 @@ const thisModule = "github.com/defenders-cdk/defenders"
 // e.g. ~/.cache/defenders-cdk/lambda).
 const EnvCacheDir = "DEFENDERS_BUILD_CACHE"
 
-// buildArgs are the go build flags of every shipped Lambda binary.
-var buildArgs = []string{"-trimpath", "-tags", "lambda.norpc", "-buildvcs=false", "-ldflags", "-s -w -buildid="}
+// buildArgs are the go build flags of every shipped Lambda binary (internal/contract).
+var buildArgs = contract.BuildFlags
 
-// buildEnv is the environment of the build on top of the caller's. GOWORK=off: a user's
-// workspace must not change our module graph.
-var buildEnv = []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOWORK=off"}
+// buildEnv is the environment of the build on top of the caller's: the Lambda platform and the
+// contract's build environment (GOWORK=off: a user's workspace must not change our module graph).
+var buildEnv = append(append([]string{}, contract.LambdaPlatform...), contract.BuildEnv...)
 
 // Build compiles the package main pkg of this module for Lambda (linux/arm64) into out, in the
 // module's own directory.

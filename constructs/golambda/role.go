@@ -5,12 +5,14 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Environment variables that turn on internal/lockdown in a bundled Lambda.
 const (
-	EnvLockdown = "DEFENDERS_LOCKDOWN"
-	EnvRoleArn  = "DEFENDERS_ROLE_ARN"
+	EnvLockdown = contract.EnvLockdown
+	EnvRoleArn  = contract.EnvRoleARN
 )
 
 // NewRole creates a Lambda execution role. With lockdown, the function locks its own

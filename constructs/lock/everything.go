@@ -14,6 +14,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Mode says which network position a lock admits for public-internet calls. Every mode also
@@ -48,7 +50,7 @@ const (
 const ExemptMetadataKey = "defenders:exempt"
 
 // LockPolicyName is the name of the inline policy that Everything attaches.
-const LockPolicyName = "defenders-lock"
+const LockPolicyName = contract.LockPolicyName
 
 // Options configures Everything.
 type Options struct {

@@ -30,6 +30,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/golambda"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Package is the import path of the locker Lambda's package main.
@@ -37,17 +39,17 @@ const Package = "github.com/defenders-cdk/defenders/lambda/locker"
 
 // Environment variables the construct sets and the Lambda reads.
 const (
-	EnvRolePath      = "DEFENDERS_ROLE_PATH"
-	EnvPolicyName    = "DEFENDERS_POLICY_NAME"
-	MetricsNamespace = "Defenders/Locker"
+	EnvRolePath      = contract.EnvRolePath
+	EnvPolicyName    = contract.EnvPolicyName
+	MetricsNamespace = contract.LockerMetricsNamespace
 )
 
 // Defaults.
 const (
 	// RolePath is the IAM path of the roles the locker manages.
-	RolePath = "/defenders/"
+	RolePath = contract.LockerRolePath
 	// PolicyName is the inline policy the locker writes on each managed role.
-	PolicyName = "defenders-lock"
+	PolicyName = contract.LockPolicyName
 )
 
 // Props configures a Locker. The zero value is valid.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/defenders-cdk/defenders/constructs/locker"
 	"github.com/defenders-cdk/defenders/internal/iameval"
+	internallocker "github.com/defenders-cdk/defenders/internal/locker"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
 
@@ -70,5 +71,36 @@ func TestLockerPropsAreValidated(t *testing.T) {
 		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "RolePath") {
 			t.Errorf("RolePath %q: err = %v", p.RolePath, err)
 		}
+	}
+}
+
+// TestTheLambdaReadsTheEnvironmentTheConstructWrites feeds the synthesized Environment to the
+// locker Lambda's own loader: a variable renamed on one side only fails here, and the path the
+// function manages is the path its IAM permissions name.
+func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
+	code := t.TempDir()
+	os.WriteFile(filepath.Join(code, "bootstrap"), []byte("stand-in"), 0o755)
+	app := cdktest.NewApp(t, nil)
+	var asm *cdktest.Assembly
+	cdktest.NoPanic(t, func() {
+		st := awscdk.NewStack(app, jsii.String("locker"), nil)
+		if _, err := locker.New(st, "locker", &locker.Props{RolePath: "/defenders/web/", Code: awslambda.Code_FromAsset(jsii.String(code), nil)}); err != nil {
+			t.Fatal(err)
+		}
+		asm = cdktest.Synth(t, app)
+	})
+	var vars map[string]any
+	for _, fn := range cdktest.Resources(asm.Templates["locker"], "AWS::Lambda::Function") {
+		vars, _ = cdktest.Props(fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	}
+	c, err := internallocker.ConfigFromEnv(func(k string) string { s, _ := vars[k].(string); return s })
+	if err != nil {
+		t.Fatalf("the Lambda refuses the construct's environment %v: %v", vars, err)
+	}
+	if c.RolePath != "/defenders/web/" || c.PolicyName != locker.PolicyName || !c.PathOnly {
+		t.Errorf("config %+v, want the construct's path and policy name, path-only", c)
+	}
+	if _, err := internallocker.ConfigFromEnv(func(string) string { return "" }); err == nil {
+		t.Error("an empty environment was accepted: a renamed variable would go unnoticed")
 	}
 }

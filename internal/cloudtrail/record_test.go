@@ -209,20 +209,6 @@ func TestParseRecordRejectsMalformedInput(t *testing.T) {
 	}
 }
 
-// mirror is the encoding/json view of the fields Record extracts.
-type mirror struct {
-	EventVersion, EventID, EventTime, EventSource, EventName, EventType, AWSRegion string
-	SourceIPAddress, UserAgent, VPCEndpointID, VPCEndpointAccountID                string
-	RecipientAccountID, ErrorCode                                                  string
-	UserIdentity                                                                   struct {
-		Type, PrincipalID, ARN, AccountID, AccessKeyID, UserName, InvokedBy string
-		SessionContext                                                      struct {
-			EC2RoleDelivery, SourceIdentity string
-			SessionIssuer                   struct{ Type, PrincipalID, ARN, AccountID, UserName string }
-		}
-	}
-}
-
 // recordFromMap builds a Record from encoding/json's generic decoding,
 // matching keys exactly as ParseRecord does.
 func recordFromMap(m map[string]any) cloudtrail.Record {

@@ -225,7 +225,7 @@ func toWire(reqs []Request) ([]wireRequest, error) {
 			if !json.Valid(p.Document) {
 				errs = append(errs, fmt.Errorf("request %q: policy %q is not valid JSON", r.Name, p.Name))
 			}
-			pols[j] = wirePolicy{Name: p.Name, Document: p.Document}
+			pols[j] = wirePolicy(p)
 		}
 		wire[i] = wireRequest{
 			Name: r.Name, Principal: r.Principal, Action: r.Action, Resource: r.Resource,

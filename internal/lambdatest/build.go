@@ -11,12 +11,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
-// BuildFlags are the go build flags of a shipped Lambda binary. They must
-// stay those of constructs/golambda.Build (a test checks the source), so
-// that what the tests run is what CDK deploys, built for another platform.
-var BuildFlags = []string{"-trimpath", "-tags", "lambda.norpc", "-buildvcs=false", "-ldflags", "-s -w -buildid="}
+// BuildFlags are the go build flags of a shipped Lambda binary: the
+// contract's, which the CDK bundler (constructs/golambda) uses too, so that
+// what the tests run is what CDK deploys, built for another platform.
+var BuildFlags = contract.BuildFlags
 
 // build is one package's cached build.
 type build struct {
@@ -107,7 +109,7 @@ func compile(pkg string) (string, error) {
 	args = append(args, "-o", out, pkg)
 	cmd := exec.Command(goTool, args...)
 	// Later entries win: the host platform, whatever the caller's GOOS.
-	cmd.Env = append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH, "CGO_ENABLED=0", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(append(os.Environ(), contract.BuildEnv...), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

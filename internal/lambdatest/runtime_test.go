@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -165,23 +164,4 @@ func TestBuildBootstrap(t *testing.T) {
 		}
 	})
 
-	t.Run("the flags are those of the CDK bundler", func(t *testing.T) {
-		src, err := os.ReadFile(filepath.Join("..", "..", "constructs", "golambda", "golambda.go"))
-		if err != nil {
-			t.Fatalf("read the bundler: %v", err)
-		}
-		var quoted []string
-		for _, f := range BuildFlags {
-			quoted = append(quoted, `"`+f+`"`)
-		}
-		want := strings.Join(quoted, ", ")
-		if !strings.Contains(strings.Join(strings.Fields(string(src)), " "), want) {
-			t.Errorf("constructs/golambda/golambda.go does not build with %s", want)
-		}
-		for _, env := range []string{`"CGO_ENABLED=0"`, `"GOFLAGS=-mod=readonly"`} {
-			if !strings.Contains(string(src), env) {
-				t.Errorf("the bundler no longer sets %s; update compile", env)
-			}
-		}
-	})
 }

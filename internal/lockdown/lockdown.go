@@ -66,18 +66,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/defenders-cdk/defenders/internal/checkip"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Environment variables read by OptionsFromEnv.
 const (
 	// EnvRoleARN holds the function role's full ARN, path included.
-	EnvRoleARN = "DEFENDERS_ROLE_ARN"
+	EnvRoleARN = contract.EnvRoleARN
 	// EnvVPCs holds comma-separated VPC ids whose endpoints may be used.
-	EnvVPCs = "DEFENDERS_LOCKDOWN_VPCS"
+	EnvVPCs = contract.EnvLockdownVPCs
 	// EnvCheckipURL overrides checkip.DefaultURL.
-	EnvCheckipURL = "DEFENDERS_CHECKIP_URL"
+	EnvCheckipURL = contract.EnvCheckipURL
 	// EnvDuration holds the session duration (Go syntax, e.g. "30m").
-	EnvDuration = "DEFENDERS_LOCKDOWN_DURATION"
+	EnvDuration = contract.EnvLockdownDuration
 )
 
 // Durations and defaults.

@@ -20,16 +20,18 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Names of the opt-in and of the lock.
 const (
 	// PolicyName is the name of the inline role policy that carries the
 	// lock. The locker reads and writes only this policy.
-	PolicyName = "defenders-lock"
+	PolicyName = contract.LockPolicyName
 	// ManagedPathPrefix is the IAM path that opts a role in: every role
 	// whose path starts with it is managed.
-	ManagedPathPrefix = "/defenders/"
+	ManagedPathPrefix = contract.LockerRolePath
 	// OptInTagKey and OptInTagValue are the role tag that opts a role in
 	// regardless of its path (unless Config.PathOnly is set).
 	OptInTagKey = "defenders:lock"
@@ -1029,4 +1031,23 @@ func (r *run) write(ctx context.Context, role string, cands []candidate, current
 		last = err
 	}
 	return cands[len(cands)-1], false, fmt.Errorf("locker: put lock on %s: IAM refused every lock as too large: %w", role, last)
+}
+
+// ConfigFromEnv reads the locker function's Config from its environment: the managed role path
+// (contract.EnvRolePath) and the lock's policy name (contract.EnvPolicyName), both set by
+// constructs/locker. A missing variable is an error, never the default: a renamed variable must
+// not make the function manage another path than its IAM permissions name. Only the path opts a
+// role in (PathOnly), as the construct's permissions allow nothing else.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		RolePath:   strings.TrimSpace(getenv(contract.EnvRolePath)),
+		PolicyName: strings.TrimSpace(getenv(contract.EnvPolicyName)),
+		PathOnly:   true,
+	}
+	for _, v := range []struct{ name, value string }{{contract.EnvRolePath, c.RolePath}, {contract.EnvPolicyName, c.PolicyName}} {
+		if v.value == "" {
+			return Config{}, fmt.Errorf("locker: %s is not set (the locker construct sets it)", v.name)
+		}
+	}
+	return c, nil
 }

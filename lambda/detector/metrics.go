@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"github.com/defenders-cdk/defenders/internal/detect"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // MetricsNamespace is the CloudWatch namespace of the detector's metrics
 // (constructs/detector.MetricsNamespace).
-const MetricsNamespace = "Defenders/Detector"
+const MetricsNamespace = contract.DetectorMetricsNamespace
 
 // metrics are one invocation's figures, written as one CloudWatch embedded
 // metric format (EMF) record: CloudWatch Logs turns it into metrics, so

@@ -46,20 +46,14 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/locker"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
-// Environment variables the function reads (constructs/locker sets the
-// first two).
-const (
-	// envRolePath is the IAM path of the managed roles (locker.Config.RolePath).
-	envRolePath = "DEFENDERS_ROLE_PATH"
-	// envPolicyName is the name of the inline lock policy (locker.Config.PolicyName).
-	envPolicyName = "DEFENDERS_POLICY_NAME"
-	// envLockdown, when "true", locks the function's own credentials to
-	// its egress address (internal/lockdown; see lockdown.OptionsFromEnv
-	// for its own variables).
-	envLockdown = "DEFENDERS_LOCKDOWN"
-)
+// envLockdown, when "true", locks the function's own credentials to its
+// egress address (internal/lockdown; see lockdown.OptionsFromEnv for its own
+// variables). The locker's own variables are read by locker.ConfigFromEnv.
+const envLockdown = contract.EnvLockdown
 
 // startTimeout bounds the cold start (Lambda's init phase allows 10 s);
 // a start retried during an invocation gets the invocation's deadline.
@@ -109,6 +103,10 @@ func start(ctx context.Context, getenv func(string) string) (*locker.Locker, *lo
 	if err != nil {
 		return nil, nil, err
 	}
+	lc, err := locker.ConfigFromEnv(getenv) // before any call: a missing variable fails fast
+	if err != nil {
+		return nil, nil, fmt.Errorf("locker: start: %w", err)
+	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("locker: start: load the AWS configuration: %w", err)
@@ -124,11 +122,7 @@ func start(ctx context.Context, getenv func(string) string) (*locker.Locker, *lo
 			return nil, nil, fmt.Errorf("locker: start: %s=true: lock the function's own credentials: %w", envLockdown, err)
 		}
 	}
-	l, err := locker.NewFromConfig(cfg, locker.Config{
-		RolePath:   strings.TrimSpace(getenv(envRolePath)),
-		PolicyName: strings.TrimSpace(getenv(envPolicyName)),
-		PathOnly:   true,
-	})
+	l, err := locker.NewFromConfig(cfg, lc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("locker: start: %w", err)
 	}

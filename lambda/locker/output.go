@@ -16,11 +16,13 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/locker"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // metricsNamespace is the CloudWatch namespace of the function's metrics;
 // constructs/locker alarms on FallbackLocks in it.
-const metricsNamespace = "Defenders/Locker"
+const metricsNamespace = contract.LockerMetricsNamespace
 
 // Metric names of the EMF line.
 const (

@@ -1,0 +1,74 @@
+// Package contract holds the facts that the constructs (which run under jsii at synth time) and
+// the Lambdas (which never link the CDK) must agree on: the environment variables a construct
+// sets and its Lambda reads, the metric namespaces the alarms watch, the lock's inline policy
+// name and the locker's role path, and the flags every shipped Lambda is built with. Each fact
+// is written here once; both sides import this package (pure Go, no jsii).
+package contract
+
+// Environment variables of the detector Lambda (constructs/detector sets them).
+const (
+	// EnvTopicARN is the alert topic's ARN.
+	EnvTopicARN = "DEFENDERS_TOPIC_ARN"
+	// EnvDLQURL is the dead-letter queue's URL.
+	EnvDLQURL = "DEFENDERS_DLQ_URL"
+	// EnvDedupeWindow is the alert deduplication window (Go duration; "0s" disables).
+	EnvDedupeWindow = "DEFENDERS_DEDUPE_WINDOW"
+	// EnvInventoryTTL is how long an instance's addresses are cached (Go duration).
+	EnvInventoryTTL = "DEFENDERS_INVENTORY_TTL"
+	// EnvSelfRoleARN is the detector's own role ARN (its own calls are skipped; its account is
+	// the one it judges).
+	EnvSelfRoleARN = "DEFENDERS_SELF_ROLE_ARN"
+	// EnvRegions optionally restricts the regions searched for instances of other regions.
+	EnvRegions = "DEFENDERS_REGIONS"
+)
+
+// Environment variables of the locker Lambda (constructs/locker sets them).
+const (
+	// EnvRolePath is the IAM path of the roles the locker manages.
+	EnvRolePath = "DEFENDERS_ROLE_PATH"
+	// EnvPolicyName is the name of the inline lock policy the locker writes.
+	EnvPolicyName = "DEFENDERS_POLICY_NAME"
+)
+
+// Environment variables of lockdown (constructs/golambda sets them on both Lambdas; internal/lockdown
+// reads them).
+const (
+	// EnvLockdown, "true", makes the function lock its own credentials at cold start.
+	EnvLockdown = "DEFENDERS_LOCKDOWN"
+	// EnvRoleARN is the function role's full ARN, path included (the role it assumes).
+	EnvRoleARN = "DEFENDERS_ROLE_ARN"
+	// EnvLockdownVPCs holds comma-separated VPC ids whose endpoints the function may use.
+	EnvLockdownVPCs = "DEFENDERS_LOCKDOWN_VPCS"
+	// EnvCheckipURL overrides where the function looks up its own address.
+	EnvCheckipURL = "DEFENDERS_CHECKIP_URL"
+	// EnvLockdownDuration is the locked session's duration (Go syntax, e.g. "30m").
+	EnvLockdownDuration = "DEFENDERS_LOCKDOWN_DURATION"
+)
+
+// CloudWatch metric namespaces of the Lambdas' embedded metrics (the constructs' alarms watch them).
+const (
+	DetectorMetricsNamespace = "Defenders/Detector"
+	LockerMetricsNamespace   = "Defenders/Locker"
+)
+
+// The lock and the locker.
+const (
+	// LockPolicyName is the inline policy that holds a lock: the construct's deploy-time
+	// AWS::IAM::Policy and the locker's PutRolePolicy use the same name, so the locker replaces
+	// the deploy-time lock instead of adding a second, stale one.
+	LockPolicyName = "defenders-lock"
+	// LockerRolePath is the IAM path of the roles the locker manages by default.
+	LockerRolePath = "/defenders/"
+)
+
+// BuildFlags are the go build flags of every shipped Lambda binary: no paths, no VCS stamp, no
+// build id, so that the same source gives the same binary byte for byte.
+var BuildFlags = []string{"-trimpath", "-tags", "lambda.norpc", "-buildvcs=false", "-ldflags", "-s -w -buildid="}
+
+// BuildEnv is the environment of a shipped Lambda's build on top of the caller's (GOOS and
+// GOARCH are the deployment's; tests that run the binary here use the host's): static, with the
+// module's own go.sum, and never a user's workspace.
+var BuildEnv = []string{"CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOWORK=off"}
+
+// LambdaPlatform is GOOS and GOARCH of the deployed Lambdas (Graviton).
+var LambdaPlatform = []string{"GOOS=linux", "GOARCH=arm64"}
