@@ -43,7 +43,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/defenders-cdk/defenders/constructs/golambda"
+	"github.com/defenders-cdk/defenders/constructs/internal/golambda"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
 )

@@ -30,7 +30,7 @@ const (
 	EnvPolicyName = "DEFENDERS_POLICY_NAME"
 )
 
-// Environment variables of lockdown (constructs/golambda sets them on both Lambdas; internal/lockdown
+// Environment variables of lockdown (constructs/internal/golambda sets them on both Lambdas; internal/lockdown
 // reads them).
 const (
 	// EnvLockdown, "true", makes the function lock its own credentials at cold start.

@@ -16,7 +16,7 @@ import (
 )
 
 // BuildFlags are the go build flags of a shipped Lambda binary: the
-// contract's, which the CDK bundler (constructs/golambda) uses too, so that
+// contract's, which the CDK bundler (constructs/internal/golambda) uses too, so that
 // what the tests run is what CDK deploys, built for another platform.
 var BuildFlags = contract.BuildFlags
 

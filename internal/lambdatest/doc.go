@@ -4,7 +4,7 @@
 // It has three parts, each usable alone:
 //
 //   - BuildBootstrap compiles a package main the way the CDK bundler
-//     (constructs/golambda) does, with the same flags, but for the host's
+//     (constructs/internal/golambda) does, with the same flags, but for the host's
 //     GOOS and GOARCH so that the test can run it.
 //   - Runtime is a local implementation of the Lambda Runtime API
 //     (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html), and

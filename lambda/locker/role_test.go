@@ -33,7 +33,7 @@ var lockerStatements = []statement{
 		[]string{"arn:aws:iam::111122223333:role/defenders/*"}},
 }
 
-// lockdownStatement is what constructs/golambda.NewRole adds with
+// lockdownStatement is what constructs/internal/golambda.NewRole adds with
 // Props.Lockdown: the function may assume roles under its own unique path
 // (its own role), to lock its credentials.
 var lockdownStatement = statement{"LockdownSelfAssume", []string{"sts:AssumeRole"},
@@ -64,7 +64,7 @@ const lockerPrincipal = "arn:aws:sts::111122223333:assumed-role/DefendersLockerR
 
 func TestTheRoleStatementsAreTheConstructs(t *testing.T) {
 	var text string
-	for _, file := range []string{filepath.Join("locker", "locker.go"), filepath.Join("golambda", "role.go")} {
+	for _, file := range []string{filepath.Join("locker", "locker.go"), filepath.Join("internal", "golambda", "role.go")} {
 		src, err := os.ReadFile(filepath.Join("..", "..", "constructs", file))
 		if err != nil {
 			t.Fatalf("read the construct: %v", err)
