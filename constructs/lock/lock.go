@@ -38,20 +38,17 @@ type Props struct {
 // Lock is the lock policy attached to a role.
 type Lock interface {
 	constructs.Construct
-	// Policy is the AWS::IAM::Policy that carries the lock.
+	// Policy is the AWS::IAM::Policy that carries the lock (Policy().Document() is the rendered
+	// lock, with tokens still unresolved).
 	Policy() awsiam.Policy
-	// Document is the rendered lock, with tokens still unresolved.
-	Document() lockpolicy.Document
 }
 
 type lock struct {
 	constructs.Construct
 	policy awsiam.Policy
-	doc    lockpolicy.Document
 }
 
-func (l *lock) Policy() awsiam.Policy         { return l.policy }
-func (l *lock) Document() lockpolicy.Document { return l.doc }
+func (l *lock) Policy() awsiam.Policy { return l.policy }
 
 // IsToken reports whether s holds an unresolved CDK token; such values are passed through to
 // CloudFormation unvalidated, everything else is validated by the renderer.
@@ -68,7 +65,7 @@ func New(scope constructs.Construct, id string, props *Props) (Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %q: %w", id, err)
 	}
-	l := &lock{doc: doc}
+	l := &lock{}
 	constructs.NewConstruct_Override(l, scope, jsii.String(id))
 	pp := &awsiam.PolicyProps{
 		Document: awsiam.PolicyDocument_FromJson(doc.Map()),
