@@ -198,23 +198,37 @@ type registry struct {
 	scanned bool
 }
 
-var (
-	registriesMu sync.Mutex
-	// registries is keyed by the app's root construct object (jsii hands out one Go proxy per
-	// object): node addresses are derived from paths, and every app's root has the same path.
-	registries = map[constructs.IConstruct]*registry{}
-)
+// registryID is the id of the construct, a child of the app's root, that carries the registry:
+// the state lives on the construct tree and goes away with the app (no package-level map that
+// keeps every app of a long test run alive).
+const registryID = "DefendersLockRegistry"
+
+// registryNode is the construct that carries an app's registry.
+type registryNode struct {
+	constructs.Construct
+	reg *registry
+}
+
+// State returns the registry (jsii requires an override-able construct to have a method).
+func (n *registryNode) State() *registry { return n.reg }
+
+// registriesMu serialises the creation of registry constructs (aspects of parallel apps).
+var registriesMu sync.Mutex
 
 func registryOf(c constructs.IConstruct) *registry {
-	key := c.Node().Root()
+	root := c.Node().Root()
 	registriesMu.Lock()
 	defer registriesMu.Unlock()
-	r, ok := registries[key]
-	if !ok {
-		r = &registry{exempt: map[string]string{}, locks: map[string]*roleLock{}}
-		registries[key] = r
+	if n, ok := root.Node().TryFindChild(jsii.String(registryID)).(*registryNode); ok {
+		return n.State()
 	}
-	return r
+	n := &registryNode{reg: &registry{exempt: map[string]string{}, locks: map[string]*roleLock{}}}
+	scope, ok := root.(constructs.Construct)
+	if !ok { // every root (App, Stage, Construct) is a Construct; keep the state anyway
+		return n.reg
+	}
+	constructs.NewConstruct_Override(n, scope, jsii.String(registryID))
+	return n.reg
 }
 
 // owner is the aspect with the deepest scope that contains path.
