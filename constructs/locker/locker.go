@@ -191,7 +191,7 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 			// Reading the current policies lets it write only when something changed and keep
 			// within the role's inline-policy size budget.
 			Sid:       jsii.String("MaintainLocksOnManagedRolesOnly"),
-			Actions:   jsii.Strings("iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"),
+			Actions:   jsii.Strings("iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"),
 			Resources: &[]*string{managed},
 		},
 	} {

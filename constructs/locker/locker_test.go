@@ -97,8 +97,8 @@ func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Lambda refuses the construct's environment %v: %v", vars, err)
 	}
-	if c.RolePath != "/defenders/web/" || c.PolicyName != locker.PolicyName || !c.PathOnly {
-		t.Errorf("config %+v, want the construct's path and policy name, path-only", c)
+	if c.RolePath != "/defenders/web/" || c.PolicyName != locker.PolicyName {
+		t.Errorf("config %+v, want the construct's path and policy name", c)
 	}
 	if _, err := internallocker.ConfigFromEnv(func(string) string { return "" }); err == nil {
 		t.Error("an empty environment was accepted: a renamed variable would go unnoticed")

@@ -8,41 +8,32 @@
 // schedule, and writes it as the inline role policy PolicyName
 // ("defenders-lock").
 //
-// # Opt-in
+// # Which roles
 //
-// A role is managed when its IAM path starts with ManagedPathPrefix
-// ("/defenders/"), or when it carries the tag OptInTagKey = OptInTagValue
-// ("defenders:lock" = "true", case-sensitive). Config.PathOnly turns the
-// tag rule off. Any other role is never read beyond GetRole and never
-// written.
+// A role is managed if and only if its IAM path starts with Config.RolePath
+// (default ManagedPathPrefix, "/defenders/"; the locker Lambda reads it
+// from the environment the construct sets). Any other role is never
+// written, and never read beyond what GetInstanceProfile says of an
+// event's instance.
 //
-// The path is the recommended opt-in. It lets the locker's own permission
-// be iam:PutRolePolicy on arn:aws:iam::ACCOUNT:role/defenders/* only:
-// whatever happens to the locker, it can write policies on those roles and
-// no others, and only principals that can create or re-path roles (i.e.
-// already IAM admins) can widen that set. The tag is convenient for roles
-// that cannot be re-pathed (a role's path cannot be changed after
-// creation), but the locker's permission then becomes iam:PutRolePolicy on
-// role/* with the condition aws:ResourceTag/defenders:lock = "true". A
-// principal with iam:TagRole can then opt any role in. That is not a
-// privilege escalation as long as the locker behaves, because a lock only
-// adds Deny statements; but it is a denial of service (a lock denies every
-// use of the role that is not from its instances, e.g. a Lambda sharing
-// the role), and it widens what a compromised locker could write an Allow
-// policy onto. Pair managed roles with a permissions boundary that the
-// locker cannot change to cap the latter.
+// The path is what lets the locker's own permission be iam:PutRolePolicy
+// on arn:aws:iam::ACCOUNT:role/defenders/* only: whatever happens to the
+// locker, it can write policies on those roles and no others, and only
+// principals that can create roles (i.e. already IAM admins) can widen that
+// set; a role's path cannot be changed after creation. Treat the path as
+// privileged: the locker can write any inline policy on roles under it.
 //
 // The locker's own role must not be managed (a role with no instance gets
 // a deny-all lock), nor should any role used by something other than EC2
 // instances.
 //
-// # Which roles and instances
+// # Which instances
 //
 // A state-change event names an instance: DescribeInstances gives its
-// instance profile, GetInstanceProfile its role, and the role's path (or
-// GetRole's tags) says whether it is managed. If the instance is gone or
-// shows no profile while shutting down, every managed role is reconciled
-// instead, so that its address leaves whichever lock listed it.
+// instance profile, GetInstanceProfile its role, and the role's path says
+// whether it is managed. If the instance is gone or shows no profile while
+// shutting down, every managed role is reconciled instead, so that its
+// address leaves whichever lock listed it.
 //
 // For each managed role: ListInstanceProfilesForRole, then one
 // DescribeInstances filtered by iam-instance-profile.arn (all of the
@@ -52,15 +43,8 @@
 //
 // A scheduled event (and a CloudTrail event for one of AddressAPICalls,
 // which change addresses without a state change) reconciles every managed
-// role: ListRoles with PathPrefix "/defenders/" finds the path-managed
-// roles. IAM cannot list roles by tag (ListRoles omits tags, a ListRoleTags
-// per role would cost one call per role in the account, and the Resource
-// Groups Tagging API is not a dependency of this module), so tagged roles
-// are found through the instances that use them: one paged
-// DescribeInstances over the four states, one GetInstanceProfile per
-// instance profile not already seen, one GetRole per role outside the path. A tagged role that no
-// instance uses at all is therefore not visited by the schedule; the state
-// change that removed its last instance already wrote its fail-closed lock.
+// role: ListRoles with PathPrefix Config.RolePath finds them, including a
+// role that no instance uses any more.
 //
 // EC2 is regional and IAM is global. The locker sees the instances of the
 // region its EC2 client is in; a managed role must be used by instances of
@@ -190,18 +174,13 @@
 //   - iam:ListInstanceProfilesForRole, iam:ListRolePolicies,
 //     iam:GetRolePolicy and iam:PutRolePolicy on
 //     arn:aws:iam::ACCOUNT:role/defenders/*: the managed roles' profiles,
-//     the size budget, the current lock and the write; iam:GetRole there
-//     too, for Locker.LockRole;
+//     the size budget, the current lock and the write;
 //   - cloudformation:DescribeStackResources and
 //     cloudformation:DescribeStacks on
 //     arn:aws:cloudformation:REGION:ACCOUNT:stack/* (read-only): the stack
 //     that owns a role and whether it is being deleted (see CloudFormation
-//     deletions); the owning stack cannot be known before the call;
-//   - with the tag opt-in only: iam:GetRole on arn:aws:iam::ACCOUNT:role/*
-//     (read the tags of an event's role; read-only), and the four role
-//     actions above on arn:aws:iam::ACCOUNT:role/* with the condition
-//     StringEquals aws:ResourceTag/defenders:lock = "true".
+//     deletions); the owning stack cannot be known before the call.
 //
-// It never needs iam:DeleteRolePolicy, iam:AttachRolePolicy, iam:TagRole,
-// iam:PassRole or any sts action.
+// It never needs iam:GetRole, iam:DeleteRolePolicy, iam:AttachRolePolicy,
+// iam:TagRole, iam:PassRole or any sts action.
 package locker

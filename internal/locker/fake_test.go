@@ -50,7 +50,6 @@ type fakeCloud struct {
 
 type fakeRole struct {
 	name, path string
-	tags       map[string]string
 	policies   map[string]string // name -> JSON
 }
 
@@ -80,8 +79,8 @@ func profileARN(path, name string) string {
 
 // addRole adds a role and one instance profile of the same name and path,
 // and returns the profile's ARN.
-func (c *fakeCloud) addRole(name, path string, tags map[string]string) string {
-	c.roles[name] = &fakeRole{name: name, path: path, tags: tags, policies: map[string]string{}}
+func (c *fakeCloud) addRole(name, path string) string {
+	c.roles[name] = &fakeRole{name: name, path: path, policies: map[string]string{}}
 	c.profiles[name] = &fakeProfile{name: name, path: path, role: name}
 	return profileARN(path, name)
 }
@@ -184,17 +183,11 @@ func (c *fakeCloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstanc
 	return out, nil
 }
 
-func (r *fakeRole) sdk(withTags bool) iamtypes.Role {
-	role := iamtypes.Role{
+func (r *fakeRole) sdk() iamtypes.Role {
+	return iamtypes.Role{
 		RoleName: aws.String(r.name), Path: aws.String(r.path),
 		Arn: aws.String("arn:aws:iam::" + account + ":role" + r.path + r.name),
 	}
-	if withTags {
-		for k, v := range r.tags {
-			role.Tags = append(role.Tags, iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-	}
-	return role
 }
 
 func (c *fakeCloud) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
@@ -209,23 +202,9 @@ func (c *fakeCloud) GetInstanceProfile(_ context.Context, in *iam.GetInstancePro
 	}
 	ip := &iamtypes.InstanceProfile{InstanceProfileName: aws.String(p.name), Path: aws.String(p.path), Arn: aws.String(profileARN(p.path, p.name))}
 	if r, ok := c.roles[p.role]; ok {
-		ip.Roles = []iamtypes.Role{r.sdk(false)} // like IAM: no tags here
+		ip.Roles = []iamtypes.Role{r.sdk()}
 	}
 	return &iam.GetInstanceProfileOutput{InstanceProfile: ip}, nil
-}
-
-func (c *fakeCloud) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.begin("GetRole"); err != nil {
-		return nil, err
-	}
-	r, ok := c.roles[aws.ToString(in.RoleName)]
-	if !ok {
-		return nil, noSuchEntity("role " + aws.ToString(in.RoleName))
-	}
-	role := r.sdk(true)
-	return &iam.GetRoleOutput{Role: &role}, nil
 }
 
 func (c *fakeCloud) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
@@ -243,7 +222,7 @@ func (c *fakeCloud) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...fu
 	slices.Sort(names)
 	out := &iam.ListRolesOutput{}
 	for _, n := range names {
-		out.Roles = append(out.Roles, c.roles[n].sdk(false)) // like IAM: no tags here
+		out.Roles = append(out.Roles, c.roles[n].sdk())
 	}
 	return out, nil
 }

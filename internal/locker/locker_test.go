@@ -93,7 +93,7 @@ func TestStateChangeWritesTheRenderedLock(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			for _, in := range tt.instances(p) {
 				c.addInstance(in)
 			}
@@ -144,7 +144,7 @@ func TestNothingIsWrittenWhenNothingChanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 			c.roles["web"].policies[PolicyName] = tt.current(t)
 			l, _ := newTestLocker(t, c)
@@ -204,7 +204,7 @@ func TestSizeLimitFallsBackToACoarserLock(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("asg", "/defenders/", nil)
+			p := c.addRole("asg", "/defenders/")
 			for i, a := range tt.addrs {
 				c.addInstance(instance(fmt.Sprintf("i-%017x", i+1), "running", p, vpcA, publicIP(a)))
 			}
@@ -268,7 +268,7 @@ func TestFailClosed(t *testing.T) {
 	}{
 		{name: "a role whose only instance is stopped keeps VPC endpoints of its VPC only",
 			setup: func(c *fakeCloud) {
-				p := c.addRole("web", "/defenders/", nil)
+				p := c.addRole("web", "/defenders/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "stopped", p, vpcA, publicIP("203.0.113.10")))
 				c.roles["web"].policies[PolicyName] = render(t, []string{"203.0.113.10"}, []string{vpcA})
 			},
@@ -276,7 +276,7 @@ func TestFailClosed(t *testing.T) {
 			wantDoc: func(t *testing.T) string { return render(t, nil, []string{vpcA}) }},
 		{name: "a role whose last instance terminated keeps the VPCs of its current lock",
 			setup: func(c *fakeCloud) {
-				p := c.addRole("web", "/defenders/", nil)
+				p := c.addRole("web", "/defenders/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "terminated", p, vpcA))
 				c.roles["web"].policies[PolicyName] = render(t, []string{"203.0.113.10"}, []string{vpcA, vpcB})
 			},
@@ -284,35 +284,28 @@ func TestFailClosed(t *testing.T) {
 			wantDoc: func(t *testing.T) string { return render(t, nil, []string{vpcA, vpcB}) }},
 		{name: "a role with no instance and no lock gets the deny-all lock",
 			setup: func(c *fakeCloud) {
-				p := c.addRole("web", "/defenders/", nil)
+				p := c.addRole("web", "/defenders/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "terminated", p, vpcA))
 			},
 			event: stateChange("i-0aaaaaaaaaaaaaaa1", "terminated"), wantMode: ModeDenyAll,
 			wantDoc: denyAllJSON},
 		{name: "a role whose instances have no public address gets VPC endpoints only",
 			setup: func(c *fakeCloud) {
-				p := c.addRole("web", "/defenders/", nil)
+				p := c.addRole("web", "/defenders/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA))
 			},
 			event: stateChange("i-0aaaaaaaaaaaaaaa1", "running"), wantMode: ModeVPCEndpointsOnly,
 			wantDoc: func(t *testing.T) string { return render(t, nil, []string{vpcA}) }},
 		{name: "an unmanaged role is left untouched",
 			setup: func(c *fakeCloud) {
-				p := c.addRole("other", "/", map[string]string{OptInTagKey: "yes"})
+				p := c.addRole("other", "/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 				c.roles["other"].policies["app"] = `{"Version":"2012-10-17","Statement":[]}`
 			},
 			event: stateChange("i-0aaaaaaaaaaaaaaa1", "running"), wantSkip: true, wantNoPut: true},
-		{name: "a role opted in by tag is managed",
-			setup: func(c *fakeCloud) {
-				p := c.addRole("tagged", "/", map[string]string{OptInTagKey: OptInTagValue})
-				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
-			},
-			event: stateChange("i-0aaaaaaaaaaaaaaa1", "running"), wantMode: ModeExact,
-			wantDoc: func(t *testing.T) string { return render(t, []string{"203.0.113.10"}, []string{vpcA}) }},
 		{name: "an instance without an instance profile is ignored",
 			setup: func(c *fakeCloud) {
-				c.addRole("web", "/defenders/", nil)
+				c.addRole("web", "/defenders/")
 				c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", "", vpcA, publicIP("203.0.113.10")))
 			},
 			event: stateChange("i-0aaaaaaaaaaaaaaa1", "running"), wantNoPut: true},
@@ -400,7 +393,7 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 			old := render(t, []string{"203.0.113.77"}, []string{vpcA})
 			c.roles["web"].policies[PolicyName] = old
@@ -447,7 +440,7 @@ func TestRetries(t *testing.T) {
 // after the write notices and writes again.
 func TestConcurrentChangeIsCaughtByVerification(t *testing.T) {
 	c := newFakeCloud()
-	p := c.addRole("web", "/defenders/", nil)
+	p := c.addRole("web", "/defenders/")
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 	c.afterPut = func(c *fakeCloud, n int) {
 		if n == 1 {
@@ -472,27 +465,25 @@ func TestConcurrentChangeIsCaughtByVerification(t *testing.T) {
 
 func TestReconcileVisitsEveryManagedRoleAndCountsCalls(t *testing.T) {
 	c := newFakeCloud()
-	web := c.addRole("web", "/defenders/", nil)
-	team := c.addRole("batch", "/defenders/team-a/", nil)
-	tagged := c.addRole("legacy", "/", map[string]string{OptInTagKey: OptInTagValue})
-	plain := c.addRole("plain", "/", nil)
-	c.addRole("idle", "/defenders/", nil) // no instance at all
+	web := c.addRole("web", "/defenders/")
+	team := c.addRole("batch", "/defenders/team-a/")
+	legacy := c.addRole("legacy", "/")
+	plain := c.addRole("plain", "/")
+	c.addRole("idle", "/defenders/") // no instance at all
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", web, vpcA, publicIP("203.0.113.10")))
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa2", "running", team, vpcA, publicIP("203.0.113.20")))
-	c.addInstance(instance("i-0aaaaaaaaaaaaaaa3", "running", tagged, vpcB, publicIP("198.51.100.30")))
+	c.addInstance(instance("i-0aaaaaaaaaaaaaaa3", "running", legacy, vpcB, publicIP("198.51.100.30")))
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa4", "running", plain, vpcB, publicIP("198.51.100.40")))
 
 	tests := []struct {
 		name      string
-		pathOnly  bool
 		wantRoles []string
 	}{
-		{name: "the path and the tag both opt roles in", wantRoles: []string{"batch", "idle", "web", "legacy"}},
-		{name: "with PathOnly the tag is ignored", pathOnly: true, wantRoles: []string{"batch", "idle", "web"}},
+		{name: "only the roles under the path are managed", wantRoles: []string{"batch", "idle", "web"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, _ := newTestLocker(t, c, func(cfg *Config) { cfg.PathOnly = tt.pathOnly })
+			l, _ := newTestLocker(t, c)
 			rep, err := l.Handle(context.Background(), []byte(scheduled))
 			if err != nil {
 				t.Fatal(err)
@@ -517,8 +508,8 @@ func TestReconcileVisitsEveryManagedRoleAndCountsCalls(t *testing.T) {
 			if sum != rep.TotalCalls || rep.TotalCalls == 0 || rep.Calls["iam:ListRoles"] != 1 {
 				t.Errorf("calls %v total %d", rep.Calls, rep.TotalCalls)
 			}
-			if tt.pathOnly && (rep.Calls["iam:GetRole"] != 0 || rep.Calls["iam:GetInstanceProfile"] != 0) {
-				t.Errorf("PathOnly made tag discovery calls: %v", rep.Calls)
+			if rep.Calls["iam:GetRole"] != 0 || rep.Calls["iam:GetInstanceProfile"] != 0 {
+				t.Errorf("the schedule made role discovery calls beyond ListRoles: %v", rep.Calls)
 			}
 		})
 	}
@@ -526,7 +517,7 @@ func TestReconcileVisitsEveryManagedRoleAndCountsCalls(t *testing.T) {
 
 func TestEventForAnUnknownInstanceReconcilesEverything(t *testing.T) {
 	c := newFakeCloud()
-	p := c.addRole("web", "/defenders/", nil)
+	p := c.addRole("web", "/defenders/")
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 	l, _ := newTestLocker(t, c, func(cfg *Config) { cfg.NotFoundAttempts = 2 })
 	rep, err := l.Handle(context.Background(), stateChange("i-0bbbbbbbbbbbbbbb9", "terminated"))
@@ -555,7 +546,7 @@ func TestGarbageEventIsAnError(t *testing.T) {
 
 func TestAStaleSecondLockIsReported(t *testing.T) {
 	c := newFakeCloud()
-	p := c.addRole("web", "/defenders/", nil)
+	p := c.addRole("web", "/defenders/")
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 	c.roles["web"].policies["LukeLockcallerBasedPolicy1A2B3C"] = render(t, []string{"203.0.113.77"}, []string{vpcA})
 	l, _ := newTestLocker(t, c)
@@ -638,7 +629,7 @@ func TestAPICallsPerEvent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			if tt.inStack {
 				c.addStack("Luke", cfntypes.StackStatusCreateComplete, nil, "web")
 			}

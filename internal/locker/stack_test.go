@@ -76,7 +76,7 @@ func TestCloudFormationDeletingARoleStopsTheLocker(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			if tt.state != "" {
 				var opts []instOpt
 				if tt.state == "running" {
@@ -140,7 +140,7 @@ func TestCloudFormationDeletingARoleStopsTheLocker(t *testing.T) {
 // CloudFormation may already have deleted the lock.
 func TestTheStackIsCheckedBeforeEveryPass(t *testing.T) {
 	c := newFakeCloud()
-	p := c.addRole("web", "/defenders/", nil)
+	p := c.addRole("web", "/defenders/")
 	c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.10")))
 	st := c.addStack("Luke", cfntypes.StackStatusCreateComplete, nil, "web")
 	c.afterPut = func(c *fakeCloud, n int) {
@@ -201,7 +201,7 @@ func TestCloudFormationErrorsFailTheRoleAndWriteNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeCloud()
-			p := c.addRole("web", "/defenders/", nil)
+			p := c.addRole("web", "/defenders/")
 			c.addInstance(instance("i-0aaaaaaaaaaaaaaa1", "terminated", p, vpcA))
 			if tt.inStack {
 				c.addStack("Luke", cfntypes.StackStatusCreateComplete, nil, "web")

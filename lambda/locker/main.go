@@ -9,12 +9,11 @@
 //
 //   - cold start: load the AWS config; if DEFENDERS_LOCKDOWN is "true",
 //     lock the function's own credentials with internal/lockdown; build
-//     the locker for the roles under DEFENDERS_ROLE_PATH (default
-//     /defenders/) and the inline policy DEFENDERS_POLICY_NAME (default
-//     defenders-lock). Roles are managed by path only
-//     (locker.Config.PathOnly), because the construct grants the role
-//     actions on arn:aws:iam::ACCOUNT:role/PATH* and no iam:GetRole
-//     elsewhere.
+//     the locker for the roles under DEFENDERS_ROLE_PATH and the inline
+//     policy DEFENDERS_POLICY_NAME (both set by the construct; a missing
+//     one fails the start, see locker.ConfigFromEnv). Roles are managed by
+//     path only, as the construct grants the role actions on
+//     arn:aws:iam::ACCOUNT:role/PATH* and nothing else.
 //   - every invocation: handle the event, write one JSON log line and one
 //     CloudWatch Embedded Metric Format line to stdout (see output.go), and
 //     return an error if the event was invalid or any role failed, so that

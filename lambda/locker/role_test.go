@@ -29,7 +29,7 @@ var lockerStatements = []statement{
 	// "CloudFormation deletions" in internal/locker.
 	{"ReadStacks", []string{"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks"},
 		[]string{"arn:aws:cloudformation:us-east-1:111122223333:stack/*"}},
-	{"MaintainLocksOnManagedRolesOnly", []string{"iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"},
+	{"MaintainLocksOnManagedRolesOnly", []string{"iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"},
 		[]string{"arn:aws:iam::111122223333:role/defenders/*"}},
 }
 
@@ -108,7 +108,7 @@ func TestTheLockerRoleCanWriteLocksOnManagedRolesOnly(t *testing.T) {
 		{"it may not pass a managed role", "iam:PassRole", web, implicit},
 		{"it may not delete a lock", "iam:DeleteRolePolicy", web, implicit},
 		{"it may not change who can assume a managed role", "iam:UpdateAssumeRolePolicy", web, implicit},
-		{"it may not tag a role into the opt-in", "iam:TagRole", "arn:aws:iam::111122223333:role/Admin", implicit},
+		{"it may not tag a role", "iam:TagRole", "arn:aws:iam::111122223333:role/Admin", implicit},
 		{"it may not assume a managed role", "sts:AssumeRole", web, implicit},
 		{"with lockdown it may assume its own role", "sts:AssumeRole", "arn:aws:iam::111122223333:role/defenders-lockdown/c8locker/LockerRole", allowed},
 		{"with lockdown it may not assume a role at /", "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin", implicit},
