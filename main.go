@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/defenders-cdk/defenders/constructs/guard"
 	"github.com/defenders-cdk/defenders/stacks"
 )
 
@@ -33,6 +34,7 @@ func run() error {
 	if _, err := stacks.FromContext(context.Background(), app, nil); err != nil {
 		return err
 	}
-	app.Synth(nil)
-	return nil
+	// Synthesizes, then reviews the templates it wrote with the same rules as `make review`: an
+	// error finding (SSH open to the world, IMDSv1, an unlocked EC2 role...) makes `cdk synth` fail.
+	return guard.Synth(app)
 }

@@ -23,7 +23,9 @@ func main() {
 	app := awscdk.NewApp(nil)
 	err := build(app)
 	if err == nil {
-		app.Synth(nil)
+		// Guard: synthesizes, then judges the templates it wrote; `cdk synth` fails on open
+		// SSH/RDP, IMDSv1, unlocked EC2 roles and crossed locks, naming the rule and the construct.
+		err = guard.Synth(app)
 	}
 	jsii.Close()
 	if err != nil {
@@ -52,9 +54,6 @@ func build(app awscdk.App) error {
 	if err := lock.Everything(app, nil); err != nil {
 		return err
 	}
-	// Guard: `cdk synth` fails on open SSH/RDP, IMDSv1, unlocked EC2 roles and crossed locks.
-	guard.Add(app)
-
 	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
 		MaxAzs:      jsii.Number(2),
 		NatGateways: jsii.Number(1),

@@ -10,14 +10,18 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/defenders-cdk/defenders/constructs/guard"
 )
 
-// TestTheExampleSynthesizesWithEveryRoleLocked synthesizes the example as `cdk synth` would and
-// checks that every EC2 role carries a lock and that the guard found nothing.
+// TestTheExampleSynthesizesWithEveryRoleLocked synthesizes the example as `cdk synth` would (through
+// guard.Synth, as main does) and checks that every EC2 role carries a lock and that the guard
+// found nothing: no error, no warning, nothing acknowledged.
 func TestTheExampleSynthesizesWithEveryRoleLocked(t *testing.T) {
 	dir := t.TempDir()
 	var tpl map[string]any
 	var manifest string
+	var synthErr error
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -28,8 +32,18 @@ func TestTheExampleSynthesizesWithEveryRoleLocked(t *testing.T) {
 		if err := build(app); err != nil {
 			t.Fatal(err)
 		}
-		app.Synth(nil)
+		synthErr = guard.Synth(app)
 	}()
+	if synthErr != nil {
+		t.Fatal(synthErr)
+	}
+	res, err := guard.Check(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings)+len(res.Acknowledged) > 0 {
+		t.Errorf("the guard found %d errors, %d warnings, %d acknowledged: %+v %+v", res.Errors, res.Warnings, len(res.Acknowledged), res.Findings, res.Acknowledged)
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "workload.template.json"))
 	if err != nil {
 		t.Fatal(err)

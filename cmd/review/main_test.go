@@ -52,6 +52,18 @@ func TestRunExitCodes(t *testing.T) {
 			wantStdout: "`bastion`",
 		},
 		{
+			name:       "a YAML template with short forms is accepted",
+			args:       []string{testdata + "/yaml/ecs-public-vpc.yaml"},
+			wantCode:   1,
+			wantStdout: "`DEF-LOCK-1` `ecs-public-vpc` › `EC2Role`",
+		},
+		{
+			name:       "a directory of templates is reviewed with its nested stacks, and an unreadable one is a warning",
+			args:       []string{testdata + "/yaml/nested"},
+			wantCode:   1,
+			wantStdout: "nested stack `parent/Monitoring` was not reviewed",
+		},
+		{
 			name:       "a malformed template exits 2 naming the file and the resource",
 			args:       []string{testdata + "/assemblies/malformed-template"},
 			wantCode:   2,
@@ -133,5 +145,77 @@ func TestRunReadsCdkOutByDefault(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "Reviewed `cdk.out`") {
 		t.Fatalf("report does not name cdk.out:\n%s", stdout.String())
+	}
+}
+
+func TestRunRefusesBadInputWithExitCode2(t *testing.T) {
+	tests := []struct {
+		name       string
+		files      map[string]string
+		arg        string
+		wantStderr string
+	}{
+		{
+			name:       "a template over 1 MB",
+			files:      map[string]string{"big.yaml": "Resources: {}\n#" + strings.Repeat("x", 1<<20)},
+			arg:        "big.yaml",
+			wantStderr: "CloudFormation's own limit for a template in S3",
+		},
+		{
+			name: "a manifest whose templateFile leaves the assembly",
+			files: map[string]string{"cdk.out/manifest.json": `{"artifacts": {"app": {"type": "aws:cloudformation:stack",
+				"properties": {"templateFile": "../app.template.json"}}}}`, "app.template.json": `{"Resources": {}}`},
+			arg:        "cdk.out",
+			wantStderr: "leads outside the input directory",
+		},
+		{
+			name:       "a nested stack that nests itself",
+			files:      map[string]string{"app.yaml": "Resources:\n  Self: {Type: AWS::CloudFormation::Stack, Properties: {TemplateURL: ./app.yaml}}\n"},
+			arg:        "app.yaml",
+			wantStderr: "includes itself",
+		},
+		{
+			name:       "a YAML alias",
+			files:      map[string]string{"app.yaml": "Resources:\n  A: &a {Type: AWS::SNS::Topic}\n  B: *a\n"},
+			arg:        "app.yaml",
+			wantStderr: "CloudFormation does not support YAML aliases",
+		},
+		{
+			name:       "a device",
+			arg:        "/dev/null",
+			wantStderr: "is a device",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				file := filepath.Join(dir, filepath.FromSlash(name))
+				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			arg := tc.arg
+			if strings.HasPrefix(arg, "/dev/") {
+				if _, err := os.Stat(arg); err != nil || filepath.Separator != '/' {
+					t.Skip("no", arg)
+				}
+			} else {
+				arg = filepath.Join(dir, arg)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{arg}, &stdout, &stderr); code != 2 {
+				t.Errorf("exit code %d, want 2; stderr: %s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tc.wantStderr, stderr.String())
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("a refused input printed a report:\n%s", stdout.String())
+			}
+		})
 	}
 }

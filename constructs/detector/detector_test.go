@@ -14,8 +14,8 @@ import (
 
 	"github.com/defenders-cdk/defenders/constructs/detector"
 	"github.com/defenders-cdk/defenders/internal/detect"
-	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/iameval"
+	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
 

@@ -1,400 +1,285 @@
-// Package guard turns `cdk synth` into a policy check for CI. guard.Add(scope) inspects every
-// resource under scope once all aspects (lock.Everything among them) have run, and adds error
-// annotations, which make `cdk synth` fail, for:
+// Package guard turns `cdk synth` into a policy check for CI. It is a thin front end over the
+// review (internal/review): after the app is synthesized it reviews every CloudFormation template
+// of the cloud assembly, nested stacks and stages included, with the same rules as
+// `go run ./cmd/review` (DEF-SG-1 SSH/RDP/all ports open to the internet, DEF-IMDS-1 IMDSv1,
+// DEF-LOCK-1 EC2 role without a lock, DEF-LOCK-5 a lock that admits another instance's address,
+// DEF-SG-2 SSH/RDP from a wide range, ...: the catalogue is review.Rules and the README). Because
+// it judges the templates, what CloudFormation will deploy, property overrides
+// (AddPropertyOverride), raw CfnResources, L1 and L2 constructs are judged alike.
 //
-//   - SSH (22), RDP (3389) or all-ports ingress from 0.0.0.0/0 or ::/0;
-//   - instances and launch templates that allow IMDSv1;
-//   - roles assumable by EC2 without a lock and without an exemption (lock.Exempt);
-//   - a lock that references the public IP of an instance that does not use the locked role;
+// Use it in the app's main, in place of app.Synth:
 //
-// and warnings (errors with `cdk synth --strict`) for SSH sources wider than /24 (IPv4) or /64
-// (IPv6). Every finding names the construct path and how to fix it.
+//	app := awscdk.NewApp(nil)
+//	// ... stacks ...
+//	if err := guard.Synth(app); err != nil { log.Fatal(err) }
 //
-// The checks run as a construct validation rather than an aspect: CDK invokes aspects node by
-// node, so an aspect could look at a role before lock.Everything has locked it; validations run
-// after every aspect, on the finished tree. Locks and roles are matched within one stack.
+// guard.Synth prints every finding to stderr as "[Error at /construct/path] DEF-...: message"
+// (warnings and acknowledged findings too; they do not fail the synth) and returns an error
+// when there is an error finding, so the app exits non-zero and `cdk synth` fails. A finding is
+// acknowledged per rule and per resource with a written reason in the resource's Metadata
+// (review.AcknowledgeKey); lock.Exempt writes such an acknowledgement of DEF-LOCK-1.
+//
+// Two things differ from CDK annotations: warnings are printed but `cdk synth --strict` does not
+// turn them into errors (the CLI applies --strict to the manifest's annotations, and the
+// manifest is written before the templates can be judged); and a nested stack's template is
+// found through its aws:asset:path metadata, which the CDK CLI turns on: an app synthesized
+// without the CLI and without the context "aws:cdk:enable-asset-metadata" gets a DEF-TPL-1
+// warning naming each nested stack that was not reviewed.
+//
+// Migration from guard.Add (which judged the construct tree, before synthesis): replace
+// `app.Synth(nil)` with `if err := guard.Synth(app); err != nil { log.Fatal(err) }`; guard.Add can
+// then be removed. An app that still calls guard.Add but synthesizes with app.Synth fails its
+// synth with that one-line fix in the message: it is never silently unguarded.
+//
+// # Why not CDK's policy validation plugins
+//
+// CDK runs IPolicyValidationPluginBeta1 plugins (AppProps.PolicyValidationBeta1) on the
+// synthesized templates, the route cdk-nag v3 took. Tested from Go (TestPolicyValidationPlugin
+// in this package, and by hand with `cdk synth` and CDK CLI 2.1148.1), with a Go plugin that
+// reports one violation on an SQS queue:
+//
+//   - aws-cdk-go v2.240.0 (the oldest we support): the Go plugin is called (with the absolute template paths) and CDK prints a report that names the
+//     rule and the construct path (S/Queue/Resource, mapped from the logical id) on stderr, then
+//     "Validation failed". But synth does NOT fail: app.Synth returns normally and the Go
+//     process exits 0; CDK only sets process.exitCode = 1 inside the jsii kernel, a Node child
+//     process whose exit code nobody reads. `cdk synth` prints the report and exits 0. No report
+//     file is written unless the context "@aws-cdk/core:validationReportJson" is true (then
+//     policy-validation-report.json, with constructPath and ruleName). The v2.250.0 source does
+//     the same (read, not run). A Go panic in Validate is not caught by CDK as a plugin failure:
+//     it unwinds out of app.Synth in Go, with the jsii kernel left in the middle of the call
+//     (it dies with EPIPE), before CDK prints any report: no way to fail a synth cleanly.
+//   - aws-cdk-go v2.277.0: synth fails. Run directly, app.Synth panics with "ValidationFailed:
+//     Validation failed. A copy of this report can be found in: .../validation-report.json" after
+//     printing "ERROR <description> (<plugin>) / S/Queue/Resource (Queue4A7E3555) ... Acknowledge
+//     with '<plugin>::<rule>'"; validation-report.json (ruleName, constructPath, logicalId) is
+//     always written. Under `cdk synth` the app exits 0 and the CLI reads the report, prints it
+//     and exits 1 ("Synthesis finished with errors"). But AppProps.PolicyValidationBeta1 is
+//     deprecated there ("[WARNING] ... Use `Validations.of(app).addPlugins()` instead", which
+//     `make synth` and `make compat` reject), and Validations does not exist in v2.240.0.
+//
+// A plugin would therefore let every error through on v2.240 to v2.250 at least (Go's minimum
+// version selection gives a user anything from our go.mod's v2.240.0 up), and needs different
+// code on each side of the change. guard.Synth works the same on every version: the Go process
+// that synthesized the app reviews the assembly it wrote, prints the findings and fails. It also
+// cannot be silenced by CDK's own acknowledgements (Validations.acknowledge), which know nothing
+// of our rules: acknowledgements are the review's, per rule and resource, with a reason.
+//
+// Construct paths come from the assembly itself: the aws:cdk:logicalId entries of the manifest
+// (or of the stack's additionalMetadataFile, schema 55), which CDK writes for every CfnElement
+// whether or not path metadata is on; a nested stack's resources are told apart from its
+// parent's by the nested stack's construct path.
 package guard
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/netip"
-	"sort"
+	"io"
+	"os"
 	"strings"
+	"sync"
+	"unicode"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
-	"github.com/aws/jsii-runtime-go"
 
-	"github.com/defenders-cdk/defenders/constructs/internal/annotate"
+	"github.com/defenders-cdk/defenders/internal/review"
 )
 
-// ExemptMetadataKey is the Metadata key lock.Exempt writes on a role (kept equal to
-// lock.ExemptMetadataKey; guard does not import lock so that either can be used alone).
-const ExemptMetadataKey = "defenders:exempt"
+// ExemptMetadataKey is the Metadata key lock.Exempt used to write on a role (kept equal to
+// review.ExemptKey, which the review still reads as an acknowledgement of DEF-LOCK-1).
+const ExemptMetadataKey = review.ExemptKey
 
 // Finding is one problem found by the guard.
 type Finding struct {
-	// Path is the construct path of the offending resource.
-	Path string
+	// Rule is the id of the rule that found it ("DEF-SG-1", see review.Rules).
+	Rule string
 	// Error is true for errors (synth fails), false for warnings.
 	Error bool
+	// Stack is the stack of the resource at fault (a nested stack: "<parent>/<child>").
+	Stack string
+	// LogicalID is the logical id of the resource at fault in its template.
+	LogicalID string
+	// Path is the construct path of the resource at fault (e.g. "s/Sg/Resource"), or "" when the
+	// template was not written by the CDK.
+	Path string
 	// Message says what is wrong and how to fix it.
 	Message string
+	// Reason is why the finding is acknowledged (Result.Acknowledged only).
+	Reason string
 }
 
-// Add checks every resource under scope when the app is synthesized and annotates findings.
-func Add(scope constructs.IConstruct) {
-	scope.Node().AddValidation(&validation{scope: scope})
-}
-
-// Check returns the findings for scope without annotating (for tests and tools).
-func Check(scope constructs.IConstruct) []Finding {
-	var out []Finding
-	stacks := map[string]*model{}
-	var order []string
-	for _, n := range *scope.Node().FindAll(constructs.ConstructOrder_PREORDER) {
-		r, ok := n.(awscdk.CfnResource)
-		if !ok {
-			continue
-		}
-		st := awscdk.Stack_Of(r)
-		key := *st.Node().Addr()
-		m, ok := stacks[key]
-		if !ok {
-			m = &model{stack: st, byID: map[string]*resource{}}
-			stacks[key] = m
-			order = append(order, key)
-		}
-		m.add(r)
+// Where names the resource for people: its construct path, else "<stack>/<logical id>".
+func (f Finding) Where() string {
+	if f.Path != "" {
+		return "/" + f.Path
 	}
-	for _, k := range order {
-		out = append(out, stacks[k].check()...)
+	if f.Stack == "" {
+		return f.LogicalID
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
+	return f.Stack + "/" + f.LogicalID
 }
 
-type validation struct{ scope constructs.IConstruct }
+// Result is the guard's verdict on one cloud assembly.
+type Result struct {
+	// Dir is the cloud assembly directory reviewed.
+	Dir string
+	// Stacks is the number of stacks reviewed (nested stacks and stages included).
+	Stacks int
+	// Findings lists the errors, then the warnings.
+	Findings []Finding
+	// Acknowledged lists the findings acknowledged by their resource, each with its reason.
+	Acknowledged []Finding
+	// Errors and Warnings count the findings of each level.
+	Errors, Warnings int
+}
 
-// Validate implements constructs.IValidation. It reports through annotations (so that the CDK
-// CLI prints them with the construct path and `--strict` applies to warnings) and returns no
-// message of its own.
-func (v *validation) Validate() *[]*string {
-	for _, f := range Check(v.scope) {
-		target := findByPath(v.scope, f.Path)
+// Err returns an error naming the error findings, or nil when there is none.
+func (r *Result) Err() error {
+	if r.Errors == 0 {
+		return nil
+	}
+	var names []string
+	for _, f := range r.Findings {
 		if f.Error {
-			awscdk.Annotations_Of(target).AddError(jsii.String(f.Message))
-		} else {
-			annotate.Warning(target, "defenders:guard", f.Message)
+			names = append(names, f.Rule+" at "+clean(f.Where()))
 		}
 	}
-	return &[]*string{}
+	return fmt.Errorf("defenders guard: %s (%s): fix them, or acknowledge a rule for one resource with a reason (see above)",
+		plural(r.Errors, "error"), strings.Join(names, ", "))
 }
 
-func findByPath(scope constructs.IConstruct, path string) constructs.IConstruct {
-	for _, n := range *scope.Node().FindAll(constructs.ConstructOrder_PREORDER) {
-		if *n.Node().Path() == path {
-			return n
+// Print writes the verdict for a terminal or a CI log: a summary line, then one line per finding,
+// errors first, in the style of the CDK CLI's annotations.
+func (r *Result) Print(w io.Writer) {
+	summary := "no findings"
+	if len(r.Findings)+len(r.Acknowledged) > 0 {
+		summary = fmt.Sprintf("%s, %s, %d acknowledged", plural(r.Errors, "error"), plural(r.Warnings, "warning"), len(r.Acknowledged))
+	}
+	fmt.Fprintf(w, "defenders guard: %s in %s (%s)\n", summary, plural(r.Stacks, "stack"), clean(r.Dir))
+	for _, f := range r.Findings {
+		level := "Warning"
+		if f.Error {
+			level = "Error"
 		}
+		fmt.Fprintf(w, "[%s at %s] %s (%s): %s\n", level, clean(f.Where()), f.Rule, clean(f.LogicalID), clean(f.Message))
 	}
-	return scope
-}
-
-// resource is a CloudFormation resource with the properties the checks need, resolved.
-type resource struct {
-	id, path string
-	node     awscdk.CfnResource
-	typ      string
-}
-
-type model struct {
-	stack awscdk.Stack
-	res   []*resource
-	byID  map[string]*resource
-}
-
-func (m *model) resolve(v any) any {
-	if v == nil {
-		return nil
+	for _, f := range r.Acknowledged {
+		fmt.Fprintf(w, "[Acknowledged at %s] %s (%s): %s\n", clean(f.Where()), f.Rule, clean(f.LogicalID), clean(f.Reason))
 	}
-	out := m.stack.Resolve(v)
-	// Round-trip through JSON so that every value is a plain map/slice/string/float64.
-	b, err := json.Marshal(out)
+}
+
+// Check reviews the cloud assembly in dir (the directory app.Synth wrote) and returns the
+// findings with their construct paths. The error is for an assembly that cannot be read.
+func Check(dir string) (*Result, error) {
+	a, err := review.Load(dir)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("defenders guard: %w", err)
 	}
-	var plain any
-	if json.Unmarshal(b, &plain) != nil {
-		return nil
+	rep := review.Analyze(a)
+	ix, err := readPaths(dir)
+	if err != nil {
+		return nil, fmt.Errorf("defenders guard: %w", err)
 	}
-	return plain
+	stacks := map[string]review.StackInfo{}
+	for _, st := range rep.Stacks {
+		stacks[st.Name] = st
+	}
+	res := &Result{Dir: dir, Stacks: len(rep.Stacks), Errors: rep.Errors, Warnings: rep.Warnings}
+	convert := func(f review.Finding) Finding {
+		return Finding{Rule: f.Rule, Error: f.Severity == review.SeverityError, Stack: f.Stack, LogicalID: f.Resource,
+			Path: ix.path(stacks, f.Stack, f.Resource), Message: f.Message, Reason: f.Reason}
+	}
+	for _, f := range rep.Findings {
+		res.Findings = append(res.Findings, convert(f))
+	}
+	for _, f := range rep.Acknowledged {
+		res.Acknowledged = append(res.Acknowledged, convert(f))
+	}
+	return res, nil
 }
 
-func (m *model) add(r awscdk.CfnResource) {
-	id, _ := m.resolve(m.stack.GetLogicalId(r)).(string)
-	x := &resource{id: id, path: *r.Node().Path(), node: r, typ: *r.CfnResourceType()}
-	m.res = append(m.res, x)
-	m.byID[id] = x
+// output is where Synth prints (tests replace it).
+var output io.Writer = os.Stderr
+
+// Synth synthesizes app, reviews the cloud assembly it wrote (Check), prints the findings to
+// stderr and returns an error when one of them is an error, or when the synth itself fails (a
+// jsii panic is returned as an error). Call it in place of app.Synth in the app's main and exit
+// non-zero on an error: that is what makes `cdk synth` fail.
+func Synth(app awscdk.App) (err error) {
+	active.Store(app, true)
+	defer active.Delete(app)
+	var dir string
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("defenders guard: synth failed: %v", r)
+			}
+		}()
+		dir = *app.Synth(nil).Directory()
+	}()
+	if err != nil {
+		return err
+	}
+	res, err := Check(dir)
+	if err != nil {
+		return err
+	}
+	res.Print(output)
+	return res.Err()
 }
 
-func (m *model) check() []Finding {
-	var out []Finding
-	roleOfProfile := map[string][]string{} // instance profile id -> role ids
-	for _, r := range m.res {
-		if p, ok := r.node.(awsiam.CfnInstanceProfile); ok {
-			roleOfProfile[r.id] = refs(m.resolve(p.Roles()))
+// active holds the apps that Synth is synthesizing (keyed by the app's Go proxy: jsii hands out
+// one per object), so that a guard.Add validation can tell Synth from a bare app.Synth.
+var active sync.Map
+
+// MigrationMessage is the error a guard.Add validation reports when the app is synthesized
+// without guard.Synth.
+const MigrationMessage = "defenders guard: guard.Add no longer checks anything by itself: the guard now judges the synthesized " +
+	"CloudFormation templates, which exist only after synth. Replace `app.Synth(nil)` with " +
+	"`if err := guard.Synth(app); err != nil { log.Fatal(err) }` (guard.Add can then be removed)"
+
+// Add is kept so that apps written for the earlier guard compile. It no longer judges anything:
+// it makes the synth fail with MigrationMessage unless the app is synthesized by Synth (which
+// does the judging), so that an app that was guarded never silently stops being guarded.
+//
+// Deprecated: synthesize with Synth instead; Add is then unnecessary.
+func Add(scope constructs.IConstruct) {
+	scope.Node().AddValidation(&validation{root: scope.Node().Root()})
+}
+
+type validation struct{ root constructs.IConstruct }
+
+// Validate implements constructs.IValidation.
+func (v *validation) Validate() *[]*string {
+	if app, ok := v.root.(awscdk.App); ok {
+		if _, ok := active.Load(app); ok {
+			return &[]*string{}
 		}
 	}
-	instancesOfRole := map[string][]string{} // role id -> instance ids
-	locked := map[string][]*resource{}       // role id -> lock policies
-	for _, r := range m.res {
-		switch n := r.node.(type) {
-		case awsec2.CfnSecurityGroup:
-			rules, _ := m.resolve(n.SecurityGroupIngress()).([]any)
-			for _, rule := range rules {
-				if rm, ok := rule.(map[string]any); ok {
-					out = append(out, ingressFindings(r.path, rm)...)
-				}
-			}
-		case awsec2.CfnSecurityGroupIngress:
-			out = append(out, ingressFindings(r.path, map[string]any{
-				"cidrIp": m.resolve(n.CidrIp()), "cidrIpv6": m.resolve(n.CidrIpv6()), "ipProtocol": m.resolve(n.IpProtocol()),
-				"fromPort": m.resolve(n.FromPort()), "toPort": m.resolve(n.ToPort()),
-			})...)
-		case awsec2.CfnInstance:
-			if !m.instanceRequiresIMDSv2(n) {
-				out = append(out, Finding{Path: r.path, Error: true, Message: "defenders guard: instance " + r.path +
-					" allows IMDSv1 (credentials readable with a plain GET, e.g. through SSRF); set requireImdsv2: true " +
-					"or a launch template with MetadataOptions.HttpTokens = required"})
-			}
-			for _, p := range refs([]any{m.resolve(n.IamInstanceProfile())}) {
-				for _, role := range roleOfProfile[p] {
-					instancesOfRole[role] = append(instancesOfRole[role], r.id)
-				}
-			}
-		case awsec2.CfnLaunchTemplate:
-			data, _ := m.resolve(n.LaunchTemplateData()).(map[string]any)
-			if httpTokens(data) != "required" {
-				out = append(out, Finding{Path: r.path, Error: true, Message: "defenders guard: launch template " + r.path +
-					" allows IMDSv1; set MetadataOptions.HttpTokens = required (requireImdsv2 on the L2 construct)"})
-			}
-		case awsiam.CfnPolicy:
-			doc := m.resolve(n.PolicyDocument())
-			if isLock(doc) {
-				for _, role := range refs(m.resolve(n.Roles())) {
-					locked[role] = append(locked[role], r)
-				}
-			}
-		}
+	msg := MigrationMessage
+	return &[]*string{&msg}
+}
+
+// clean makes s safe to print on one terminal line: control characters (newlines, carriage
+// returns, escape sequences that a resource id or a metadata value could carry) are shown
+// escaped instead of acting on the terminal.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
 	}
-	for _, r := range m.res {
-		role, ok := r.node.(awsiam.CfnRole)
-		if !ok || !trustsEC2(m.resolve(role.AssumeRolePolicyDocument())) {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
 			continue
 		}
-		if reason, _ := role.GetMetadata(jsii.String(ExemptMetadataKey)).(string); reason != "" {
-			continue
-		}
-		if len(locked[r.id]) == 0 && !lockedInline(m.resolve(role.Policies())) {
-			out = append(out, Finding{Path: r.path, Error: true, Message: "defenders guard: role " + r.path +
-				" can be assumed by EC2 but has no lock: add lock.Everything(scope, nil) (or lock.New), or exempt it with " +
-				"lock.Exempt(instance, \"why\")"})
-		}
-		for _, pol := range locked[r.id] {
-			for _, inst := range publicIPRefs(m.resolve(pol.node.(awsiam.CfnPolicy).PolicyDocument())) {
-				if x := m.byID[inst]; x == nil || x.typ != "AWS::EC2::Instance" || contains(instancesOfRole[r.id], inst) {
-					continue // an Elastic IP or NAT address, or the role's own instance
-				}
-				{
-					out = append(out, Finding{Path: pol.path, Error: true, Message: fmt.Sprintf(
-						"defenders guard: lock %s on role %s admits the public IP of instance %s, which does not use that role; "+
-							"lock each role to its own instances", pol.path, r.path, inst)})
-				}
-			}
-		}
+		b.WriteRune(r)
 	}
-	return out
+	return b.String()
 }
 
-func (m *model) instanceRequiresIMDSv2(n awsec2.CfnInstance) bool {
-	spec, _ := m.resolve(n.LaunchTemplate()).(map[string]any)
-	if spec == nil {
-		return false
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	name := spec["launchTemplateName"]
-	var ltID string
-	if ga, ok := spec["launchTemplateId"].(map[string]any); ok {
-		if a, ok := ga["Fn::GetAtt"].([]any); ok && len(a) > 0 {
-			ltID, _ = a[0].(string)
-		}
-		if s, ok := ga["Ref"].(string); ok {
-			ltID = s
-		}
-	}
-	for _, r := range m.res {
-		lt, ok := r.node.(awsec2.CfnLaunchTemplate)
-		if !ok {
-			continue
-		}
-		if (name != nil && m.resolve(lt.LaunchTemplateName()) == name) || (ltID != "" && r.id == ltID) {
-			data, _ := m.resolve(lt.LaunchTemplateData()).(map[string]any)
-			return httpTokens(data) == "required"
-		}
-	}
-	return false
-}
-
-func httpTokens(data map[string]any) string {
-	md, _ := get(data, "metadataOptions").(map[string]any)
-	s, _ := get(md, "httpTokens").(string)
-	return s
-}
-
-// get reads key from m in camelCase (L1 props) or PascalCase (CloudFormation) spelling.
-func get(m map[string]any, key string) any {
-	if m == nil {
-		return nil
-	}
-	if v, ok := m[key]; ok {
-		return v
-	}
-	return m[strings.ToUpper(key[:1])+key[1:]]
-}
-
-func ingressFindings(path string, rule map[string]any) []Finding {
-	proto := fmt.Sprint(get(rule, "ipProtocol"))
-	from, fok := number(get(rule, "fromPort"))
-	to, tok := number(get(rule, "toPort"))
-	all := proto == "-1" || proto == "all" || (fok && tok && from <= 0 && to >= 65535)
-	covers := func(port float64) bool {
-		return all || ((proto == "tcp" || proto == "6") && fok && tok && from <= port && port <= to)
-	}
-	var out []Finding
-	for _, k := range []string{"cidrIp", "cidrIpv6"} {
-		cidr, ok := get(rule, k).(string)
-		if !ok {
-			continue
-		}
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			continue // tokens and prefix lists are not checked here
-		}
-		what := ""
-		switch {
-		case all:
-			what = "all ports"
-		case covers(22):
-			what = "SSH (22)"
-		case covers(3389):
-			what = "RDP (3389)"
-		}
-		if what == "" {
-			continue
-		}
-		if p.Bits() == 0 {
-			out = append(out, Finding{Path: path, Error: true, Message: fmt.Sprintf(
-				"defenders guard: %s allows %s from %s, the whole internet; allow only your own address "+
-					"(defenders:sshCidr, or Peer.ipv4(\"<your-ip>/32\"))", path, what, cidr)})
-		} else if covers(22) && ((p.Addr().Is4() && p.Bits() < 24) || (p.Addr().Is6() && p.Bits() < 64)) {
-			out = append(out, Finding{Path: path, Message: fmt.Sprintf(
-				"defenders guard: %s allows SSH from %s, wider than /24 (IPv4) or /64 (IPv6); narrow it to the addresses you use", path, cidr)})
-		}
-	}
-	return out
-}
-
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case string:
-		var f float64
-		_, err := fmt.Sscan(x, &f)
-		return f, err == nil
-	}
-	return 0, false
-}
-
-// refs returns the logical ids of {"Ref": id} entries in a list.
-func refs(v any) []string {
-	list, _ := v.([]any)
-	var out []string
-	for _, e := range list {
-		if m, ok := e.(map[string]any); ok {
-			if id, ok := m["Ref"].(string); ok {
-				out = append(out, id)
-			}
-		}
-	}
-	return out
-}
-
-func trustsEC2(doc any) bool {
-	b, _ := json.Marshal(doc)
-	return strings.Contains(string(b), "ec2.amazonaws.com")
-}
-
-// isLock reports whether a policy document denies on the network-origin keys a lock uses.
-func isLock(doc any) bool {
-	m, _ := doc.(map[string]any)
-	stmts, _ := get(m, "statement").([]any)
-	for _, s := range stmts {
-		sm, _ := s.(map[string]any)
-		if get(sm, "effect") != "Deny" {
-			continue
-		}
-		b, _ := json.Marshal(get(sm, "condition"))
-		if strings.Contains(string(b), "aws:SourceIp") || strings.Contains(string(b), "aws:SourceVpc") {
-			return true
-		}
-	}
-	return false
-}
-
-func lockedInline(policies any) bool {
-	list, _ := policies.([]any)
-	for _, p := range list {
-		pm, _ := p.(map[string]any)
-		if isLock(get(pm, "policyDocument")) {
-			return true
-		}
-	}
-	return false
-}
-
-// publicIPRefs lists the instance logical ids whose PublicIp a document references.
-func publicIPRefs(doc any) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if a, ok := x["Fn::GetAtt"].([]any); ok && len(a) == 2 && a[1] == "PublicIp" {
-				if id, ok := a[0].(string); ok {
-					out = append(out, id)
-				}
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(doc)
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+	"github.com/defenders-cdk/defenders/internal/review"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
 )
@@ -48,6 +49,26 @@ const (
 // ExemptMetadataKey is the CloudFormation Metadata key that records an exemption (and its reason)
 // on a role; the review command and the guard read it.
 const ExemptMetadataKey = "defenders:exempt"
+
+// AcknowledgeMetadataKey is the CloudFormation Metadata key of acknowledgements: a list of
+// {"rule": "DEF-...", "reason": "..."} entries that the review and the guard honour per rule
+// and per resource.
+const AcknowledgeMetadataKey = review.AcknowledgeKey
+
+// acknowledge returns the acknowledgement list existing (Metadata as read back from the
+// resource, possibly nil) with rule acknowledged for reason, replacing an earlier reason of
+// the same rule and keeping the other entries.
+func acknowledge(existing any, rule, reason string) []any {
+	var out []any
+	list, _ := existing.([]any)
+	for _, el := range list {
+		if m, ok := el.(map[string]any); ok && m["rule"] == rule {
+			continue
+		}
+		out = append(out, el)
+	}
+	return append(out, map[string]any{"rule": rule, "reason": reason})
+}
 
 // LockPolicyName is the name of the inline policy that Everything attaches.
 const LockPolicyName = contract.LockPolicyName
@@ -111,7 +132,10 @@ func Everything(scope constructs.IConstruct, opts *Options) error {
 
 // Exempt records that the role of c (an awsec2.Instance, an AutoScalingGroup or an awsiam.Role)
 // is deliberately left unlocked, and why. The reason is written into the role's CloudFormation
-// Metadata (defenders:exempt) so that reviewers see it in the template and in the review report.
+// Metadata as an acknowledgement of rule DEF-LOCK-1 (AcknowledgeMetadataKey: a list of
+// {"rule", "reason"} entries, kept with any other acknowledgements of the role) and, for
+// readers of the older form, under ExemptMetadataKey, so that reviewers see it in the template
+// and in the review report.
 func Exempt(c constructs.IConstruct, reason string) error {
 	reason = strings.TrimSpace(reason)
 	if len(reason) < 10 {
@@ -126,6 +150,7 @@ func Exempt(c constructs.IConstruct, reason string) error {
 		return fmt.Errorf("lock: exempt %s: the role is imported; exempt it where it is defined", *c.Node().Path())
 	}
 	cfn.AddMetadata(jsii.String(ExemptMetadataKey), reason)
+	cfn.AddMetadata(jsii.String(AcknowledgeMetadataKey), acknowledge(cfn.GetMetadata(jsii.String(AcknowledgeMetadataKey)), review.RuleUnlockedRole, reason))
 	reg := registryOf(c)
 	reg.mu.Lock()
 	reg.exempt[refOfRole(role).key] = reason

@@ -2,6 +2,7 @@ package lock_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -207,6 +208,11 @@ func TestEverythingLocksEveryInstanceInItsMode(t *testing.T) {
 		role := tpl["Resources"].(map[string]any)[logicalID(t, tpl, "AWS::IAM::Role", "BastionInstanceRole")].(map[string]any)
 		if md, _ := role["Metadata"].(map[string]any); md[lock.ExemptMetadataKey] != "break-glass bastion, watched by the detector" {
 			t.Errorf("role metadata = %v", role["Metadata"])
+		}
+		md, _ := role["Metadata"].(map[string]any)
+		acks, _ := md[lock.AcknowledgeMetadataKey].([]any)
+		if len(acks) != 1 || fmt.Sprint(acks[0]) != fmt.Sprint(map[string]any{"rule": "DEF-LOCK-1", "reason": "break-glass bastion, watched by the detector"}) {
+			t.Errorf("role acknowledgements = %v", md[lock.AcknowledgeMetadataKey])
 		}
 	})
 	t.Run("an Auto Scaling group in private subnets is locked to the NAT address before launch", func(t *testing.T) {

@@ -24,17 +24,21 @@ const (
 	typeEIPAssoc      = "AWS::EC2::EIPAssociation"
 	typeNAT           = "AWS::EC2::NatGateway"
 	typeVPC           = "AWS::EC2::VPC"
+	typeNodegroup     = "AWS::EKS::Nodegroup"
+	typePrefixList    = "AWS::EC2::PrefixList"
 )
 
 // Kinds of Instance.
 const (
-	kindInstance = "instance"
-	kindASG      = "Auto Scaling group"
+	kindInstance  = "instance"
+	kindASG       = "Auto Scaling group"
+	kindNodegroup = "EKS node group"
 )
 
 // analyzer holds the indexes of one Analyze call.
 type analyzer struct {
 	rv     *resolver
+	ev     *evaluator
 	byType map[string][]*resource
 
 	roleByName    map[string]*resource
@@ -53,6 +57,18 @@ type analyzer struct {
 	findings  []*Finding
 	usersOf   map[*resource][]*compute
 	computeOf map[*resource]*compute
+
+	// profileOutside describes, per instance profile, the roles it can hold that are not
+	// roles of the assembly (DEF-ROLE-1).
+	profileOutside map[*resource][]string
+	// mpByName indexes customer managed policies by ManagedPolicyName.
+	mpByName map[string]*resource
+	// acks holds the valid acknowledgements of each resource (ack.go).
+	acks map[*resource][]ack
+	// idsOf maps a resource to the ids of the findings about it.
+	idsOf map[*resource][]string
+	// sgUsers maps security groups to the computes that use them (built by reach).
+	sgUsers map[*resource][]*compute
 }
 
 // attachedDoc is a policy document attached to a role.
@@ -69,22 +85,31 @@ type rule struct {
 	sg     *resource
 	origin *resource
 	raw    map[string]any
+	// envs are the decisions (parameters, conditions) under which the rule exists: one
+	// empty environment for a rule that always does.
+	envs []env
 }
 
 // compute is an instance or Auto Scaling group under analysis.
 type compute struct {
-	inst    Instance
-	res     *resource
-	role    *resource
-	sgs     []*resource
-	httpTok any
-	imdsSrc string
+	inst Instance
+	res  *resource
+	role *resource
+	sgs  []*resource
+	imds imdsVerdict
+	// unjudged says why the role cannot be judged (DEF-ROLE-1), or "".
+	unjudged string
+	profile  *resource
+	// remoteSSH are the outcomes in which an EKS node group's RemoteAccess opens SSH to the
+	// internet (an Ec2SshKey without SourceSecurityGroups).
+	remoteSSH []env
 }
 
 // Analyze reviews the assembly and returns the report.
 func Analyze(a *Assembly) *Report {
 	z := &analyzer{
 		rv:            newResolver(a.Stacks),
+		ev:            newEvaluator(),
 		byType:        map[string][]*resource{},
 		roleByName:    map[string]*resource{},
 		profileByName: map[string]*resource{},
@@ -98,8 +123,9 @@ func Analyze(a *Assembly) *Report {
 		sgRules:       map[*resource][]rule{},
 		usersOf:       map[*resource][]*compute{},
 		computeOf:     map[*resource]*compute{},
+		mpByName:      map[string]*resource{},
 	}
-	rep := &Report{Source: a.Path, Stacks: []StackInfo{}, Roles: []Role{}, OtherInstances: []Instance{}, Findings: []Finding{}}
+	rep := &Report{Source: a.Path, Stacks: []StackInfo{}, Roles: []Role{}, OtherInstances: []Instance{}, Findings: []Finding{}, Acknowledged: []Finding{}}
 	for _, st := range a.Stacks {
 		rep.Stacks = append(rep.Stacks, StackInfo{Name: st.Name, File: st.File, Parent: st.Parent})
 		for _, id := range sortedKeys(st.resources) {
@@ -113,9 +139,12 @@ func Analyze(a *Assembly) *Report {
 	z.indexAddresses()
 	z.indexIngress()
 	z.buildComputes()
+	z.readAcks(a.Stacks)
 
 	for _, r := range z.byType[typeRole] {
-		if !trustsEC2(r) {
+		// A role an instance profile gives to instances of the assembly counts even if
+		// the review cannot read EC2 in its trust policy: fail closed.
+		if !trustsEC2(r) && len(z.usersOf[r]) == 0 {
 			continue
 		}
 		role := Role{
@@ -128,22 +157,41 @@ func Analyze(a *Assembly) *Report {
 			res:             r,
 		}
 		for _, arn := range elems(r.props["ManagedPolicyArns"]) {
-			if mp := z.resolveTo(r.st, arn, typeManagedPolicy, nil); mp != nil {
+			if mp := z.managedPolicyOf(r.st, arn); mp != nil {
 				role.ManagedPolicies = append(role.ManagedPolicies, display(mp))
 				continue
 			}
 			role.ManagedPolicies = append(role.ManagedPolicies, Render(arn))
 		}
-		if reason, ok := r.meta[ExemptKey].(string); ok {
-			role.Exemption = strings.TrimSpace(reason)
+		if a, ok := z.ackOf(r, RuleUnlockedRole); ok {
+			role.Exemption = a.reason
 		}
-		role.Lock = z.lock(r, role.Exemption)
+		role.Lock = z.lock(r)
 		rep.Roles = append(rep.Roles, role)
 	}
 	z.ingressFindings()
 	z.imdsFindings()
+	z.roleFindings()
+	// Nested stacks whose template the loader could not read (load.go).
+	for _, r := range z.byType[typeNestedStack] {
+		if r.unreviewed != "" {
+			z.addFinding(RuleUnreviewedStack, r, nil, "nested stack `%s` was not reviewed: %s, so nothing it deploys was judged; review its template too (pass the directory or the cloud assembly that holds it).", display(r), r.unreviewed)
+		}
+	}
 
-	rep.Findings = numberFindings(z.findings)
+	active, acked := z.splitAcknowledged(z.findings)
+	rep.Findings = numberFindings(active)
+	rep.Acknowledged = numberAcknowledged(acked)
+	z.idsOf = map[*resource][]string{}
+	for _, fs := range [][]Finding{rep.Findings, rep.Acknowledged} {
+		for _, f := range fs {
+			for _, r := range f.subjects {
+				if ids := z.idsOf[r]; len(ids) == 0 || ids[len(ids)-1] != f.ID {
+					z.idsOf[r] = append(ids, f.ID)
+				}
+			}
+		}
+	}
 	for _, f := range rep.Findings {
 		if f.Severity == SeverityError {
 			rep.Errors++
@@ -155,16 +203,16 @@ func Analyze(a *Assembly) *Report {
 	for i := range rep.Roles {
 		role := &rep.Roles[i]
 		ec2Roles[role.res] = true
-		ids := findingIDs(rep.Findings, role.res)
+		ids := slices.Clone(z.idsOf[role.res])
 		for _, c := range z.usersOf[role.res] {
-			role.Instances = append(role.Instances, z.instance(c, rep.Findings))
-			ids = append(ids, findingIDs(rep.Findings, c.res)...)
+			role.Instances = append(role.Instances, z.instance(c))
+			ids = append(ids, z.idsOf[c.res]...)
 		}
 		role.Findings = orderIDs(ids)
 	}
 	for _, c := range z.computes {
 		if c.role == nil || !ec2Roles[c.role] {
-			rep.OtherInstances = append(rep.OtherInstances, z.instance(c, rep.Findings))
+			rep.OtherInstances = append(rep.OtherInstances, z.instance(c))
 		}
 	}
 	slices.SortFunc(rep.Roles, func(a, b Role) int {
@@ -174,9 +222,9 @@ func Analyze(a *Assembly) *Report {
 }
 
 // instance finalizes a compute entry for the report.
-func (z *analyzer) instance(c *compute, fs []Finding) Instance {
+func (z *analyzer) instance(c *compute) Instance {
 	in := c.inst
-	in.Findings = orderIDs(findingIDs(fs, c.res))
+	in.Findings = orderIDs(slices.Clone(z.idsOf[c.res]))
 	return in
 }
 
@@ -185,11 +233,11 @@ func (z *analyzer) instance(c *compute, fs []Finding) Instance {
 func (z *analyzer) indexNames() {
 	for typ, prop := range map[string]string{
 		typeRole: "RoleName", typeProfile: "InstanceProfileName", typeLaunchTmpl: "LaunchTemplateName",
-		typeLaunchConfig: "LaunchConfigurationName", typeSG: "GroupName",
+		typeLaunchConfig: "LaunchConfigurationName", typeSG: "GroupName", typeManagedPolicy: "ManagedPolicyName",
 	} {
 		idx := map[string]map[string]*resource{
 			typeRole: z.roleByName, typeProfile: z.profileByName, typeLaunchTmpl: z.ltByName,
-			typeLaunchConfig: z.lcByName, typeSG: z.sgByName,
+			typeLaunchConfig: z.lcByName, typeSG: z.sgByName, typeManagedPolicy: z.mpByName,
 		}[typ]
 		for _, r := range z.byType[typ] {
 			if name, ok := literal(r.st, r.props[prop]); ok {
@@ -217,16 +265,28 @@ func (z *analyzer) resolveTo(st *Stack, v any, typ string, byName map[string]*re
 
 // indexProfiles maps instance profiles to their roles.
 func (z *analyzer) indexProfiles() {
+	z.profileOutside = map[*resource][]string{}
 	for _, p := range z.byType[typeProfile] {
 		for _, el := range elems(p.props["Roles"]) {
-			if role := z.resolveTo(p.st, el, typeRole, z.roleByName); role != nil {
-				z.profileRoles[p] = append(z.profileRoles[p], role)
+			roles, outside := z.candidates(p.st, el, typeRole)
+			for _, role := range roles {
+				if !slices.Contains(z.profileRoles[p], role) {
+					z.profileRoles[p] = append(z.profileRoles[p], role)
+				}
+			}
+			for _, o := range outside {
+				if !slices.Contains(z.profileOutside[p], o) {
+					z.profileOutside[p] = append(z.profileOutside[p], o)
+				}
 			}
 		}
 	}
 }
 
-// indexPolicies maps roles to the policy documents attached to them.
+// indexPolicies maps roles to the policy documents attached to them: AWS::IAM::Policy and
+// AWS::IAM::ManagedPolicy resources naming the role in Roles, AWS::IAM::RolePolicy resources
+// naming it in RoleName, the role's inline Policies, and the customer managed policies of
+// its ManagedPolicyArns. Documents may be objects or JSON strings (docOf).
 func (z *analyzer) indexPolicies() {
 	seen := map[*resource]map[*resource]bool{}
 	attach := func(role *resource, d attachedDoc) {
@@ -241,9 +301,18 @@ func (z *analyzer) indexPolicies() {
 		}
 		z.roleDocs[role] = append(z.roleDocs[role], d)
 	}
+	docs := map[*resource]map[string]any{}
+	docOfRes := func(p *resource) map[string]any {
+		if d, ok := docs[p]; ok {
+			return d
+		}
+		d := docOf(p.st, p.props["PolicyDocument"])
+		docs[p] = d
+		return d
+	}
 	for _, typ := range []string{typePolicy, typeManagedPolicy} {
 		for _, p := range z.byType[typ] {
-			doc, _ := p.props["PolicyDocument"].(map[string]any)
+			doc := docOfRes(p)
 			if doc == nil {
 				continue
 			}
@@ -254,10 +323,17 @@ func (z *analyzer) indexPolicies() {
 			}
 		}
 	}
+	for _, p := range z.byType[typeRolePolicy] {
+		if doc := docOfRes(p); doc != nil {
+			if role := z.resolveTo(p.st, p.props["RoleName"], typeRole, z.roleByName); role != nil {
+				attach(role, attachedDoc{st: p.st, doc: doc, source: display(p), res: p})
+			}
+		}
+	}
 	for _, role := range z.byType[typeRole] {
 		for i, pol := range elems(role.props["Policies"]) {
 			pm, _ := pol.(map[string]any)
-			doc, _ := pm["PolicyDocument"].(map[string]any)
+			doc := docOf(role.st, pm["PolicyDocument"])
 			if doc == nil {
 				continue
 			}
@@ -268,8 +344,8 @@ func (z *analyzer) indexPolicies() {
 			attach(role, attachedDoc{st: role.st, doc: doc, source: display(role) + " inline policy " + name})
 		}
 		for _, arn := range elems(role.props["ManagedPolicyArns"]) {
-			if mp := z.resolveTo(role.st, arn, typeManagedPolicy, nil); mp != nil {
-				if doc, _ := mp.props["PolicyDocument"].(map[string]any); doc != nil {
+			if mp := z.managedPolicyOf(role.st, arn); mp != nil {
+				if doc := docOfRes(mp); doc != nil {
 					attach(role, attachedDoc{st: mp.st, doc: doc, source: display(mp), res: mp})
 				}
 			}
@@ -301,23 +377,28 @@ func (z *analyzer) indexAddresses() {
 	}
 }
 
-// indexIngress collects the ingress rules of every security group.
+// indexIngress collects the ingress rules of every security group: the rules of its
+// SecurityGroupIngress (a list, or an Fn::If that chooses one; elements chosen by Fn::If
+// count, each with the decisions that put it there) and standalone AWS::EC2::SecurityGroupIngress
+// resources. A group or rule with a Condition exists only when the condition holds.
 func (z *analyzer) indexIngress() {
 	for _, sg := range z.byType[typeSG] {
-		for _, el := range elems(sg.props["SecurityGroupIngress"]) {
-			if m, ok := el.(map[string]any); ok {
-				if _, _, fn := intrinsic(m); !fn {
-					z.sgRules[sg] = append(z.sgRules[sg], z.rule(sg, sg, m))
-				}
+		for _, it := range z.ev.items(sg.st, sg.props["SecurityGroupIngress"], z.ev.exists(sg)) {
+			if it.v.kind == vObj {
+				z.sgRules[sg] = append(z.sgRules[sg], z.rule(sg, sg, it.v.obj, it.envs))
 			}
 		}
 	}
 	for _, in := range z.byType[typeSGIngress] {
+		envs := z.ev.exists(in)
+		if len(envs) == 0 {
+			continue // its condition is never true
+		}
 		sg := z.resolveTo(in.st, in.props["GroupId"], typeSG, nil)
 		if sg == nil {
 			sg = z.resolveTo(in.st, in.props["GroupName"], typeSG, z.sgByName)
 		}
-		z.sgRules[sg] = append(z.sgRules[sg], z.rule(sg, in, in.props))
+		z.sgRules[sg] = append(z.sgRules[sg], z.rule(sg, in, in.props, envs))
 	}
 	for sg, rules := range z.sgRules {
 		slices.SortFunc(rules, compareRules)
@@ -347,9 +428,9 @@ func portKey(p string) int {
 
 // rule builds an ingress rule of sg (nil when the group is outside the
 // assembly) declared by origin.
-func (z *analyzer) rule(sg, origin *resource, m map[string]any) rule {
+func (z *analyzer) rule(sg, origin *resource, m map[string]any, envs []env) rule {
 	p := parseProtocol(m)
-	r := rule{sg: sg, origin: origin, raw: m}
+	r := rule{sg: sg, origin: origin, raw: m, envs: envs}
 	r.Stack = origin.st.Name
 	r.Resource = origin.id
 	if sg != nil {
@@ -419,28 +500,16 @@ func (z *analyzer) buildComputes() {
 		} else if v, ok := ltData["IamInstanceProfile"].(map[string]any); ok {
 			c.setProfile(z, lt.st, cmp.Or(v["Arn"], v["Name"]))
 		}
-		var groups []any
-		groups = append(groups, elems(r.props["SecurityGroupIds"])...)
-		groups = append(groups, elems(r.props["SecurityGroups"])...)
-		for _, ni := range elems(r.props["NetworkInterfaces"]) {
-			if m, ok := ni.(map[string]any); ok {
-				groups = append(groups, elems(m["GroupSet"])...)
-			}
-		}
-		gst := r.st
+		groups := z.groupProps(r.st, r.props, "GroupSet", "SecurityGroupIds", "SecurityGroups")
 		if len(groups) == 0 && lt != nil {
-			groups, gst = ltGroups(ltData), lt.st
+			groups = z.ltGroups(lt.st, ltData)
 		}
-		c.setGroups(z, gst, groups)
-		c.httpTok, c.imdsSrc = metadataOption(r.props, "HttpTokens"), "instance"
-		httpEndpoint := metadataOption(r.props, "HttpEndpoint")
-		if c.httpTok == nil && lt != nil {
-			c.httpTok, c.imdsSrc = metadataOption(ltData, "HttpTokens"), "launch template"
+		c.setGroups(z, groups, suffixDefaultSG)
+		ltLayer := imdsLayer{src: "launch template", st: r.st, props: ltData}
+		if lt != nil {
+			ltLayer.st, ltLayer.res = lt.st, lt
 		}
-		if httpEndpoint == nil {
-			httpEndpoint = metadataOption(ltData, "HttpEndpoint")
-		}
-		c.setIMDS(httpEndpoint)
+		c.setIMDS(imdsLayer{src: "instance", st: r.st, props: r.props, res: r}, ltLayer)
 		z.addCompute(c)
 	}
 	for _, r := range z.byType[typeASG] {
@@ -459,7 +528,7 @@ func (z *analyzer) buildComputes() {
 			if p, ok := data["IamInstanceProfile"].(map[string]any); ok {
 				c.setProfile(z, lt.st, cmp.Or(p["Arn"], p["Name"]))
 			}
-			c.setGroups(z, lt.st, ltGroups(data))
+			c.setGroups(z, z.ltGroups(lt.st, data), suffixDefaultSG)
 		} else if lc := z.resolveTo(r.st, r.props["LaunchConfigurationName"], typeLaunchConfig, z.lcByName); lc != nil {
 			c.inst.LaunchTemplate = lc.id
 			data = lc.props
@@ -467,18 +536,39 @@ func (z *analyzer) buildComputes() {
 			if p, ok := lc.props["IamInstanceProfile"]; ok {
 				c.setProfile(z, lc.st, p)
 			}
-			c.setGroups(z, lc.st, elems(lc.props["SecurityGroups"]))
+			c.setGroups(z, z.groupProps(lc.st, lc.props, "", "SecurityGroups"), suffixDefaultSG)
 		} else {
-			c.setGroups(z, r.st, nil)
+			c.setGroups(z, nil, suffixDefaultSG)
 		}
-		c.httpTok, c.imdsSrc = metadataOption(data, "HttpTokens"), "launch template"
-		if lcUsed {
-			c.imdsSrc = "launch configuration"
+		layer := imdsLayer{src: "launch template", st: r.st, props: data}
+		switch {
+		case lcUsed:
+			layer.src = "launch configuration"
+		case c.inst.LaunchTemplate == "":
+			layer.src = "Auto Scaling group"
 		}
-		if c.inst.LaunchTemplate == "" {
-			c.imdsSrc = "Auto Scaling group"
+		if lt := z.launchTemplate(r.st, spec); lt != nil {
+			layer.st, layer.res = lt.st, lt
+		} else if lc := z.resolveTo(r.st, r.props["LaunchConfigurationName"], typeLaunchConfig, z.lcByName); lcUsed && lc != nil {
+			layer.st, layer.res = lc.st, lc
 		}
-		c.setIMDS(metadataOption(data, "HttpEndpoint"))
+		c.setIMDS(layer)
+		z.addCompute(c)
+	}
+	for _, r := range z.byType[typeNodegroup] {
+		// An EKS managed node group: its launch template (if any) gives the groups and
+		// IMDS settings; without groups there, EKS attaches the cluster security group.
+		c := &compute{res: r, inst: Instance{Kind: kindNodegroup}}
+		layer := imdsLayer{src: kindNodegroup, st: r.st}
+		if lt := z.launchTemplate(r.st, r.props["LaunchTemplate"]); lt != nil {
+			c.inst.LaunchTemplate = lt.id
+			data, _ := lt.props["LaunchTemplateData"].(map[string]any)
+			layer = imdsLayer{src: "launch template", st: lt.st, props: data, res: lt}
+		}
+		c.setGroups(z, z.ltGroups(layer.st, layer.props), "EKS cluster security group"+suffixNotInAssembly)
+		c.setNodeRole(z, r.st, r.props["NodeRole"])
+		c.remoteSSH = z.remoteSSH(r)
+		c.setIMDS(layer)
 		z.addCompute(c)
 	}
 	slices.SortFunc(z.computes, func(a, b *compute) int {
@@ -499,6 +589,13 @@ func (z *analyzer) addCompute(c *compute) {
 	for _, r := range rules {
 		c.inst.Ingress = append(c.inst.Ingress, r.Ingress)
 	}
+	if slices.ContainsFunc(c.remoteSSH, env.isDefault) {
+		c.inst.Ingress = append(c.inst.Ingress, Ingress{
+			SecurityGroup: "remote access group EKS creates", Stack: c.res.st.Name, Resource: c.res.id,
+			Protocol: "tcp", Ports: "22", Source: "0.0.0.0/0", SourceType: "cidr",
+			Description: "RemoteAccess with an Ec2SshKey and no SourceSecurityGroups",
+		})
+	}
 	z.computes = append(z.computes, c)
 	z.computeOf[c.res] = c
 	if c.role != nil {
@@ -513,7 +610,9 @@ func (z *analyzer) launchTemplate(st *Stack, spec any) *resource {
 	if !ok {
 		return nil
 	}
-	for _, k := range []string{"LaunchTemplateId", "LaunchTemplateName", "Version"} {
+	// Auto Scaling groups and instances name LaunchTemplateId or LaunchTemplateName; EKS node
+	// groups name Id or Name.
+	for _, k := range []string{"LaunchTemplateId", "LaunchTemplateName", "Id", "Name", "Version"} {
 		if v, ok := m[k]; ok {
 			if lt := z.resolveTo(st, v, typeLaunchTmpl, z.ltByName); lt != nil {
 				return lt
@@ -523,23 +622,36 @@ func (z *analyzer) launchTemplate(st *Stack, spec any) *resource {
 	return nil
 }
 
-// ltGroups returns the security groups of launch template data.
-func ltGroups(data map[string]any) []any {
-	var groups []any
-	groups = append(groups, elems(data["SecurityGroupIds"])...)
-	groups = append(groups, elems(data["SecurityGroups"])...)
-	for _, ni := range elems(data["NetworkInterfaces"]) {
-		if m, ok := ni.(map[string]any); ok {
-			groups = append(groups, elems(m["Groups"])...)
-		}
-	}
-	return groups
+// groupSrc is a property value that lists security groups, with the stack it is read in.
+type groupSrc struct {
+	st *Stack
+	v  any
 }
 
-// metadataOption returns MetadataOptions[key] of a property map, or nil.
-func metadataOption(props map[string]any, key string) any {
-	mo, _ := props["MetadataOptions"].(map[string]any)
-	return mo[key]
+// ltGroups returns the properties of launch template data that list security groups:
+// SecurityGroupIds, SecurityGroups and the Groups of each network interface.
+func (z *analyzer) ltGroups(st *Stack, data map[string]any) []groupSrc {
+	return z.groupProps(st, data, "Groups", "SecurityGroupIds", "SecurityGroups")
+}
+
+// groupProps returns the properties of props that list security groups: the keys given, and
+// niKey of each of its NetworkInterfaces (GroupSet for instances, Groups in launch template
+// data; "" for none), the interfaces being any an Fn::If can choose.
+func (z *analyzer) groupProps(st *Stack, props map[string]any, niKey string, keys ...string) []groupSrc {
+	var out []groupSrc
+	for _, k := range keys {
+		if v, ok := props[k]; ok && v != nil {
+			out = append(out, groupSrc{st, v})
+		}
+	}
+	if niKey != "" && props["NetworkInterfaces"] != nil {
+		for _, it := range z.ev.items(st, props["NetworkInterfaces"], []env{nil}) {
+			if it.v.kind == vObj && it.v.obj[niKey] != nil {
+				out = append(out, groupSrc{st, it.v.obj[niKey]})
+			}
+		}
+	}
+	return out
 }
 
 // setProfile resolves the instance profile and its role.
@@ -547,59 +659,130 @@ func (c *compute) setProfile(z *analyzer, st *Stack, v any) {
 	if v == nil {
 		return
 	}
-	p := z.resolveTo(st, v, typeProfile, z.profileByName)
-	if p == nil {
+	profiles, outside := z.candidates(st, v, typeProfile)
+	var why []string
+	if len(outside) > 0 {
+		verb := "can be "
+		if len(outside) == 1 && len(profiles) == 0 {
+			verb = "is "
+		}
+		why = append(why, "its instance profile "+verb+strings.Join(outside, ", or "))
+	}
+	if len(profiles) == 0 {
 		c.inst.InstanceProfile = unresolvedText(v)
+		c.unjudged = strings.Join(why, "; ")
 		return
 	}
+	p := profiles[0]
 	c.inst.InstanceProfile = display(p)
+	c.profile = p
 	if roles := z.profileRoles[p]; len(roles) > 0 {
 		c.role = roles[0]
 	}
+	if o := z.profileOutside[p]; len(o) > 0 {
+		verb := "can hold role "
+		if len(o) == 1 && len(z.profileRoles[p]) == 0 {
+			verb = "holds role "
+		}
+		why = append(why, "its instance profile `"+display(p)+"` "+verb+strings.Join(o, ", or "))
+	} else if len(z.profileRoles[p]) == 0 {
+		why = append(why, "its instance profile `"+display(p)+"` holds no role the review can read")
+	}
+	c.unjudged = strings.Join(why, "; ")
 }
 
-// setGroups resolves security groups, keeping unresolved ones as text.
-func (c *compute) setGroups(z *analyzer, st *Stack, groups []any) {
+// setGroups resolves the security groups the properties list (every group a condition or
+// parameter can put there), keeping unresolved ones as text; without any, the instance gets
+// the group named by dflt.
+func (c *compute) setGroups(z *analyzer, srcs []groupSrc, dflt string) {
 	c.inst.SecurityGroups = []string{}
 	seen := map[*resource]bool{}
-	for _, g := range groups {
-		if sg := z.resolveTo(st, g, typeSG, z.sgByName); sg != nil {
-			if !seen[sg] {
-				seen[sg] = true
-				c.sgs = append(c.sgs, sg)
-				c.inst.SecurityGroups = append(c.inst.SecurityGroups, display(sg))
+	shown := map[string]bool{}
+	n := 0
+	for _, src := range srcs {
+		for _, it := range z.ev.items(src.st, src.v, []env{nil}) {
+			n++
+			st, g := it.v.st, it.v.raw
+			if lit, ok := it.v.literal(); ok {
+				st, g = src.st, lit
+			} else if g == nil {
+				st, g = src.st, src.v
 			}
-			continue
+			if sg := z.resolveTo(st, g, typeSG, z.sgByName); sg != nil {
+				if !seen[sg] {
+					seen[sg] = true
+					c.sgs = append(c.sgs, sg)
+					c.inst.SecurityGroups = append(c.inst.SecurityGroups, display(sg))
+				}
+				continue
+			}
+			if t := unresolvedText(g); !shown[t] {
+				shown[t] = true
+				c.inst.SecurityGroups = append(c.inst.SecurityGroups, t)
+			}
 		}
-		c.inst.SecurityGroups = append(c.inst.SecurityGroups, unresolvedText(g))
 	}
-	if len(groups) == 0 {
-		c.inst.SecurityGroups = append(c.inst.SecurityGroups, suffixDefaultSG)
+	if n == 0 {
+		c.inst.SecurityGroups = append(c.inst.SecurityGroups, dflt)
 	}
 	slices.Sort(c.inst.SecurityGroups)
 }
 
-// setIMDS decides the IMDS setting from HttpTokens and HttpEndpoint.
-func (c *compute) setIMDS(httpEndpoint any) {
-	switch {
-	case httpEndpoint == "disabled":
-		c.inst.IMDS = IMDSDisabled
-	case c.httpTok == "required":
-		c.inst.IMDS = IMDSv2Required
-	default:
-		c.inst.IMDS = IMDSv1Allowed
+// setNodeRole resolves an EKS node group's NodeRole (an ARN: Fn::GetAtt Role.Arn, or a
+// literal ARN whose role name the template defines).
+func (c *compute) setNodeRole(z *analyzer, st *Stack, v any) {
+	if v == nil {
+		return
 	}
+	role := z.resolveTo(st, v, typeRole, nil)
+	if s, ok := v.(string); ok && role == nil {
+		if _, name, found := strings.Cut(s, ":role/"); found {
+			role = z.roleByName[name[strings.LastIndex(name, "/")+1:]]
+		}
+	}
+	if role == nil {
+		c.inst.InstanceProfile = "node role " + unresolvedText(v)
+		c.unjudged = "its node role `" + Render(v) + "` is not a role of this assembly"
+		return
+	}
+	c.role = role
+}
+
+// remoteSSH returns the outcomes in which an EKS node group's RemoteAccess has an Ec2SshKey
+// and no SourceSecurityGroups: EKS then opens SSH (tcp 22) on the nodes to 0.0.0.0/0.
+func (z *analyzer) remoteSSH(r *resource) []env {
+	var out []env
+	for _, e0 := range z.ev.exists(r) {
+		for _, o := range z.ev.values(r.st, r.props["RemoteAccess"], e0) {
+			if o.v.kind != vObj {
+				continue
+			}
+			for _, f := range z.ev.fields(r.st, o.v.obj, []string{"Ec2SshKey", "SourceSecurityGroups"}, o.e) {
+				key, srcs := f.vals["Ec2SshKey"], f.vals["SourceSecurityGroups"]
+				if k, ok := key.literal(); key.kind == vNoValue || (ok && k == "") {
+					continue
+				}
+				if srcs.kind == vNoValue || (srcs.kind == vList && len(srcs.list) == 0) {
+					out = append(out, f.e)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // ec2Service matches ec2.amazonaws.com (and its China and URLSuffix
 // forms) as a whole word in a rendered principal.
 var ec2Service = regexp.MustCompile(`(?:^|[^A-Za-z0-9.-])ec2\.(?:amazonaws\.com(?:\.cn)?|<url-suffix>)(?:$|[^A-Za-z0-9.-])`)
 
-// trustsEC2 reports whether a role's trust policy allows EC2 to assume it.
+// trustsEC2 reports whether a role's trust policy lets EC2 call sts:AssumeRole: an Allow
+// statement whose Principal.Service is ec2.amazonaws.com (literally, or as any value it
+// can take: Fn::Sub with AWS::URLSuffix, Fn::FindInMap of a partition map, Fn::If) and
+// whose Action covers sts:AssumeRole (or whose NotAction does not exclude it).
 func trustsEC2(r *resource) bool {
-	doc, _ := r.props["AssumeRolePolicyDocument"].(map[string]any)
+	doc := docOf(r.st, r.props["AssumeRolePolicyDocument"])
 	for _, s := range statements(doc) {
-		if s["Effect"] != "Allow" {
+		if s["Effect"] != "Allow" || !allowsAssumeRole(s) {
 			continue
 		}
 		p, _ := s["Principal"].(map[string]any)
@@ -607,9 +790,65 @@ func trustsEC2(r *resource) bool {
 			if ec2Service.MatchString(Render(svc)) {
 				return true
 			}
+			if _, fn := svc.(map[string]any); !fn {
+				continue
+			}
+			for _, o := range newEvaluator().values(r.st, svc, nil) {
+				if s, ok := o.v.literal(); ok && ec2Service.MatchString(s) {
+					return true
+				}
+			}
 		}
 	}
 	return false
+}
+
+// allowsAssumeRole reports whether a trust statement's actions include sts:AssumeRole.
+func allowsAssumeRole(s map[string]any) bool {
+	if na, ok := s["NotAction"]; ok && s["Action"] == nil {
+		for _, a := range stringsOf(na) {
+			if actionMatches(a, "sts:AssumeRole") {
+				return false
+			}
+		}
+		return true
+	}
+	for _, a := range stringsOf(s["Action"]) {
+		if actionMatches(a, "sts:AssumeRole") {
+			return true
+		}
+	}
+	return false
+}
+
+// actionMatches reports whether the IAM action pattern p (with * and ? wildcards, case
+// insensitive) matches action.
+func actionMatches(p, action string) bool {
+	p, action = strings.ToLower(p), strings.ToLower(action)
+	if !strings.ContainsAny(p, "*?") {
+		return p == action
+	}
+	// Glob matching with backtracking to the last star: linear in practice.
+	pi, ai, star, mark := 0, 0, -1, 0
+	for ai < len(action) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == action[ai]):
+			pi++
+			ai++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, ai
+			pi++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			ai = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 // statements returns the statements of a policy document.
@@ -684,21 +923,11 @@ func numberFindings(fs []*Finding) []Finding {
 	return out
 }
 
-// findingIDs returns the ids of the findings about r.
-func findingIDs(fs []Finding, r *resource) []string {
-	var ids []string
-	for _, f := range fs {
-		if slices.Contains(f.subjects, r) {
-			ids = append(ids, f.ID)
-		}
-	}
-	return ids
-}
-
-// orderIDs sorts and deduplicates finding ids: E1, E2, E10, W1.
+// orderIDs sorts and deduplicates finding ids: E1, E2, E10, W1, A1.
 func orderIDs(ids []string) []string {
+	rank := func(id string) int { return strings.Index("EWA", id[:1]) }
 	slices.SortFunc(ids, func(a, b string) int {
-		return cmp.Or(strings.Compare(a[:1], b[:1]), cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 	})
 	ids = slices.Compact(ids)
 	if ids == nil {

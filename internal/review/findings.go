@@ -101,69 +101,6 @@ func intOf(v any) (int, bool) {
 	return 0, false
 }
 
-// ingressFindings flags ingress rules open to the world or to wide ranges.
-func (z *analyzer) ingressFindings() {
-	var all []rule
-	for _, rules := range z.sgRules {
-		all = append(all, rules...)
-	}
-	for _, r := range all {
-		var reach []*resource
-		var names []string
-		for _, c := range z.computes {
-			for _, sg := range c.sgs {
-				if sg == r.sg && r.sg != nil {
-					reach = append(reach, c.res)
-					names = append(names, c.inst.Kind+" `"+display(c.res)+"`")
-				}
-			}
-		}
-		reachText := "; no instance of this assembly uses the group"
-		if len(names) > 0 {
-			reachText = "; it reaches " + strings.Join(names, ", ")
-		}
-		cidr := r.raw["CidrIp"]
-		if cidr == nil {
-			cidr = r.raw["CidrIpv6"]
-		}
-		s, ok := literal(r.origin.st, cidr)
-		if !ok {
-			continue
-		}
-		prefix, ok := parseCIDR(s)
-		if !ok {
-			continue
-		}
-		p := parseProtocol(r.raw)
-		ssh, rdp := p.covers(portSSH), p.covers(portRDP)
-		what := describeOpen(p, ssh, rdp)
-		where := "security group `" + r.SecurityGroup + "`"
-		if r.origin != r.sg {
-			where += " (rule `" + r.origin.id + "`)"
-		}
-		if prefix.Bits() == 0 {
-			if p.all || ssh || rdp {
-				z.addFinding(RuleOpenIngress, r.origin, reach,
-					"%s allows %s from `%s`, the whole internet%s: restrict the source to the addresses that need it "+
-						"(a single /32 or /128 per workstation), or reach the instances through SSM Session Manager instead of opening the port.",
-					where, what, s, reachText)
-			}
-			continue
-		}
-		wide := (prefix.Addr().Is4() && prefix.Bits() < 24) || (prefix.Addr().Is6() && prefix.Bits() < 64)
-		if wide && (ssh || rdp) {
-			limit := "/24"
-			if prefix.Addr().Is6() {
-				limit = "/64"
-			}
-			z.addFinding(RuleWideIngress, r.origin, reach,
-				"%s allows %s from `%s`, %s addresses (wider than %s)%s: narrow the source to the hosts that need it "+
-					"(a single /32 or /128 per workstation or bastion).",
-				where, what, s, addressCount(prefix.Addr().BitLen()-prefix.Bits()), limit, reachText)
-		}
-	}
-}
-
 // describeOpen names what an ingress rule opens.
 func describeOpen(p protocol, ssh, rdp bool) string {
 	switch {
@@ -200,41 +137,4 @@ func addressCount(bits int) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-// imdsFindings flags instances that answer IMDSv1 requests.
-func (z *analyzer) imdsFindings() {
-	for _, c := range z.computes {
-		if c.inst.IMDS != IMDSv1Allowed {
-			continue
-		}
-		var why string
-		switch v := c.httpTok.(type) {
-		case nil:
-			if c.inst.LaunchTemplate == "" {
-				why = "MetadataOptions.HttpTokens is not set and there is no launch template"
-			} else if c.imdsSrc == "launch configuration" {
-				why = "MetadataOptions.HttpTokens is not set in its launch configuration `" + c.inst.LaunchTemplate + "`"
-			} else {
-				why = "MetadataOptions.HttpTokens is set neither on it nor in its launch template `" + c.inst.LaunchTemplate + "`"
-			}
-		case string:
-			why = fmt.Sprintf("HttpTokens is %q in its %s", v, c.imdsSrc)
-		default:
-			why = "HttpTokens in its " + c.imdsSrc + " is `" + Render(v) + "`, not the literal \"required\""
-		}
-		fix := "set MetadataOptions.HttpTokens to \"required\" on the instance or in its launch template (CDK: requireImdsv2: true)"
-		switch {
-		case c.imdsSrc == "launch configuration":
-			fix = "set MetadataOptions.HttpTokens to \"required\" in its launch configuration, or move to a launch template with requireImdsv2: true"
-		case c.inst.Kind == kindASG:
-			fix = "set MetadataOptions.HttpTokens to \"required\" in its launch template (CDK: LaunchTemplate requireImdsv2: true)"
-		}
-		risk := "so a server-side request forgery can read its role credentials"
-		if c.role == nil && c.inst.InstanceProfile == "" {
-			risk = "so a server-side request forgery can read its metadata, and the credentials of any role it is given later"
-		}
-		z.addFinding(RuleIMDSv1, c.res, nil, "%s `%s` allows IMDSv1 (%s), %s: %s.",
-			c.inst.Kind, display(c.res), why, risk, fix)
-	}
 }

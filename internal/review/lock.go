@@ -73,6 +73,96 @@ func text(v any) string {
 	return ""
 }
 
+// What counts as a lock statement.
+//
+// A statement of a policy attached to the role (an AWS::IAM::Policy, AWS::IAM::RolePolicy or
+// AWS::IAM::ManagedPolicy naming the role, a customer managed policy in its ManagedPolicyArns,
+// or one of its inline Policies; documents written as objects or as JSON strings) is a lock
+// statement when all of these hold:
+//
+//   - Effect is the literal "Deny";
+//   - it covers every action: Action contains "*", or NotAction lists only single named
+//     actions ("service:Action", no wildcard), which are then reported as exceptions;
+//   - it covers every resource: Resource contains "*" and there is no NotResource;
+//   - every condition is one a lock is made of: NotIpAddress[IfExists] on aws:SourceIp or
+//     aws:VpcSourceIp; StringNotEquals/StringNotLike (any variant) on aws:SourceVpc,
+//     aws:Ec2InstanceSourceVpc or aws:Ec2InstanceSourcePrivateIPv4; Null on aws:SourceIp,
+//     aws:VpcSourceIp or aws:SourceVpc; Bool[IfExists] aws:ViaAWSService "false". Any other
+//     condition (a region, a tag, MFA, ...) narrows the Deny to some calls, so the statement
+//     is not a lock;
+//   - and the conditions actually restrict a network path (see lock below); a Deny without
+//     any condition denies everything and counts as locking both paths.
+//
+// The role is locked when its lock statements restrict both paths: calls over the internet
+// (aws:SourceIp) and calls through VPC endpoints (aws:SourceVpc, or denying them all);
+// partial when only one is; unlocked when no statement qualifies. So a Deny of s3:* on a
+// bucket unless aws:SourceVpc is not a lock (it leaves every other action open), and a role
+// whose only Deny is on endpoint calls is partial.
+//
+// constructs/guard judges differently today: it calls a role locked when any Deny statement
+// of an AWS::IAM::Policy or inline policy mentions aws:SourceIp or aws:SourceVpc in its
+// condition, whatever its actions, resources and other conditions, and it does not read
+// managed policies or documents written as strings. The review's criterion is the one the
+// guard should adopt when it runs the review.
+
+// lockVocabulary lists, per lower-cased condition operator, the lower-cased keys a lock
+// statement may test.
+var lockVocabulary = func() map[string][]string {
+	v := map[string][]string{
+		"null":         {keySourceIP, keyVPCSourceIP, keySourceVPC},
+		"bool":         {keyViaService},
+		"boolifexists": {keyViaService},
+	}
+	for _, op := range notIPOps {
+		v[op] = []string{keySourceIP, keyVPCSourceIP}
+	}
+	for _, op := range notStringOps {
+		v[op] = []string{keySourceVPC, keyInstanceVPC, keyInstancePrivIP}
+	}
+	return v
+}()
+
+// onlyLockKeys reports whether every condition of the block is one a lock is made of.
+func (cv condView) onlyLockKeys() bool {
+	for op, kv := range cv {
+		for k, v := range kv {
+			if !slices.Contains(lockVocabulary[op], k) {
+				return false
+			}
+			if k == keyViaService && text(v) != "false" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lockShape reports whether statement s denies every action on every resource, and returns
+// the actions a NotAction leaves out.
+func lockShape(s map[string]any) ([]string, bool) {
+	if s["Effect"] != "Deny" || s["NotResource"] != nil || !containsStar(s["Resource"]) {
+		return nil, false
+	}
+	_, hasAction := s["Action"]
+	_, hasNot := s["NotAction"]
+	switch {
+	case hasAction && !hasNot:
+		return nil, containsStar(s["Action"])
+	case hasNot && !hasAction:
+		var except []string
+		for _, el := range elems(s["NotAction"]) {
+			a, ok := el.(string)
+			svc, name, found := strings.Cut(a, ":")
+			if !ok || !found || svc == "" || name == "" || strings.ContainsAny(a, "*?") {
+				return nil, false
+			}
+			except = append(except, a)
+		}
+		return except, len(except) > 0
+	}
+	return nil, false
+}
+
 // lockedRaw is a value a lock allows, with where it was written.
 type lockedRaw struct {
 	doc   attachedDoc
@@ -81,20 +171,28 @@ type lockedRaw struct {
 
 // lock analyzes the lock statements attached to role and records the
 // findings about them.
-func (z *analyzer) lock(role *resource, exemption string) Lock {
+func (z *analyzer) lock(role *resource) Lock {
 	l := Lock{Modes: []string{}, Policies: []string{}, Statements: []string{}, SourceIPs: []LockedValue{}, VPCs: []LockedValue{}}
 	var ips, vpcs, privs []lockedRaw
 	var internet, endpoints bool
 	var origin *resource
 	for _, d := range z.roleDocs[role] {
 		for i, s := range statements(d.doc) {
-			if s["Effect"] != "Deny" || s["NotAction"] != nil || !containsStar(s["Action"]) || !containsStar(s["Resource"]) {
+			except, ok := lockShape(s)
+			if !ok {
 				continue
 			}
 			cm, _ := s["Condition"].(map[string]any)
 			cv := newCondView(cm)
+			if !cv.onlyLockKeys() {
+				continue
+			}
 			nullSrc := text(cv["null"][keySourceIP])
 			matched := false
+			if len(cv) == 0 {
+				// A Deny of everything without a condition: the credentials are worthless.
+				matched, internet, endpoints, l.InternetDenied, l.EndpointsDenied = true, true, true, true, true
+			}
 			for _, op := range notIPOps {
 				if v, ok := cv[op][keySourceIP]; ok {
 					matched, internet = true, true
@@ -119,6 +217,13 @@ func (z *analyzer) lock(role *resource, exemption string) Lock {
 					matched, endpoints = true, true
 					for _, el := range elems(v) {
 						vpcs = append(vpcs, lockedRaw{d, el})
+					}
+					if nullSrc != "true" {
+						// Internet calls carry no aws:SourceVpc, and a negated operator
+						// matches an absent key: unless the statement is scoped to
+						// endpoint calls (Null aws:SourceIp "true"), it denies every
+						// internet call too.
+						internet, l.InternetDenied = true, true
 					}
 				}
 				if v, ok := cv[op][keyInstancePrivIP]; ok && strings.EqualFold(Render(v), "${aws:VpcSourceIp}") {
@@ -147,6 +252,11 @@ func (z *analyzer) lock(role *resource, exemption string) Lock {
 				sid = fmt.Sprintf("statement %d of %s", i+1, d.source)
 			}
 			l.Statements = append(l.Statements, sid)
+			for _, a := range except {
+				if !slices.Contains(l.ExceptActions, a) {
+					l.ExceptActions = append(l.ExceptActions, a)
+				}
+			}
 			if !slices.Contains(l.Policies, d.source) {
 				l.Policies = append(l.Policies, d.source)
 			}
@@ -198,20 +308,16 @@ func (z *analyzer) lock(role *resource, exemption string) Lock {
 	case len(l.Statements) == 0:
 		l.Status = LockUnlocked
 		l.Modes = []string{ModeNone}
-		if exemption == "" {
-			z.addFinding(RuleUnlockedRole, role, nil,
-				"EC2 role `%s` has no lock: credentials stolen from its instances work from anywhere. "+
-					"Attach a lock (an AWS::IAM::Policy of Deny statements on aws:SourceIp and aws:SourceVpc, "+
-					"as the Defenders lock construct renders it) or, if the role must stay unlocked, "+
-					"exempt it with role Metadata `{\"%s\": \"<reason>\"}`.", name, ExemptKey)
-		}
+		z.addFinding(RuleUnlockedRole, role, nil,
+			"EC2 role `%s` has no lock: credentials stolen from its instances work from anywhere. "+
+				"Attach a lock (an AWS::IAM::Policy of Deny statements on aws:SourceIp and aws:SourceVpc, "+
+				"as the Defenders lock construct renders it) or, if the role must stay unlocked, "+
+				"acknowledge the rule with role Metadata `{\"%s\": [{\"rule\": \"%s\", \"reason\": \"<why>\"}]}` (lock.Exempt writes it).",
+			name, AcknowledgeKey, RuleUnlockedRole)
 	case internet && endpoints:
 		l.Status = LockLocked
 	default:
 		l.Status = LockPartial
-		if exemption != "" {
-			break
-		}
 		if !internet {
 			z.addFinding(RuleLockMissesInternet, origin, []*resource{role},
 				"the lock of EC2 role `%s` does not restrict calls over the internet: stolen credentials still work from any public address. "+
@@ -307,7 +413,8 @@ func (z *analyzer) refersTo(st *Stack, v any) string {
 	if _, ok := literal(st, v); ok {
 		return ""
 	}
-	for _, r := range z.rv.refsIn(st, v) {
+	if refs := z.rv.refsIn(st, v); len(refs) > 0 { // the first reference names the value
+		r := refs[0]
 		what := map[string]string{typeVPC: "VPC", typeInstance: "instance", typeEIP: "Elastic IP", typeSG: "security group"}[r.res.typ]
 		if what == "" {
 			what = r.res.typ

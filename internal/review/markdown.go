@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // WriteMarkdown writes the report as Markdown for a pull request: a
@@ -36,7 +37,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("|---|---|---|---|---|---|---|---|\n")
 		for _, role := range r.Roles {
 			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				cell(role.Stack), roleCell(role), instancesCell(role.Instances), lockModeCell(role),
+				escapeText(role.Stack), roleCell(role), instancesCell(role.Instances), lockModeCell(role),
 				lockedToCell(role.Lock), imdsCell(role.Instances), ingressCell(role.Instances), findingsCell(role.Findings))
 		}
 		for _, in := range r.OtherInstances {
@@ -45,7 +46,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				role = "instance profile " + codeMarked(in.InstanceProfile) + ", no EC2 role of this assembly"
 			}
 			p("| %s | %s | %s | — | — | %s | %s | %s |\n",
-				cell(in.Stack), role, instancesCell([]Instance{in}), imdsCell([]Instance{in}),
+				escapeText(in.Stack), role, instancesCell([]Instance{in}), imdsCell([]Instance{in}),
 				ingressCell([]Instance{in}), findingsCell(in.Findings))
 		}
 		p("\n")
@@ -56,9 +57,24 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("No findings.\n\n")
 	}
 	for _, f := range r.Findings {
-		p("- **%s %s** %s %s › %s: %s\n", f.ID, f.Severity, code(f.Rule), code(f.Stack), code(f.Resource), escapeHTML(f.Message))
+		p("- **%s %s** %s %s › %s: %s\n", f.ID, f.Severity, code(f.Rule), code(f.Stack), code(f.Resource), cell(f.Message))
 	}
 	if len(r.Findings) > 0 {
+		p("\n")
+	}
+
+	if len(r.Acknowledged) > 0 {
+		p("## Acknowledged\n\n")
+		p("Findings acknowledged by their resource's Metadata `%s`, with the reason given there; they count as neither errors nor warnings.\n\n", AcknowledgeKey)
+		p("| Finding | Rule | Stack | Resource | Reason |\n")
+		p("|---|---|---|---|---|\n")
+		for _, f := range r.Acknowledged {
+			title := ""
+			if rule, err := RuleByID(f.Rule); err == nil {
+				title = " " + escapeText(rule.Title)
+			}
+			p("| %s (%s) | %s%s | %s | %s | %s |\n", f.ID, f.Severity, code(f.Rule), title, escapeText(f.Stack), code(f.Resource), cell(f.Reason))
+		}
 		p("\n")
 	}
 
@@ -66,12 +82,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("- **Lock mode**: how the role's credentials are pinned for calls over the internet (aws:SourceIp): " +
 		"*instance public IP* (Fn::GetAtt of the instance's PublicIp), *Elastic IP*, *NAT egress* (the Elastic IP of a NAT gateway), " +
 		"*addresses* (literal CIDRs or values not traced to a resource), *VPC endpoints only* (every internet call denied); " +
-		"*none* means no lock, *exempt* that role Metadata `" + ExemptKey + "` gives the reason; *partial* means a path stays open.\n")
+		"*none* means no lock, *exempt* that `" + RuleUnlockedRole + "` is acknowledged for the role with the reason shown; *partial* means a path stays open. " +
+		"A lock statement is an explicit Deny of every action on every resource whose only conditions test where the call comes from; " +
+		"a Deny limited to some actions (say `s3:*` unless `aws:SourceVpc`) is not a lock.\n")
 	p("- **Locked to**: *IP* public addresses allowed (aws:SourceIp), *VPC* VPCs whose endpoints are allowed (aws:SourceVpc), " +
 		"*same host* endpoint calls must come from the instance the credentials were delivered to.\n")
-	p("- **IMDS**: *IMDSv2 required* when MetadataOptions.HttpTokens is \"required\" on the instance or its launch template.\n")
+	p("- **IMDS**: *IMDSv2 required* when MetadataOptions.HttpTokens is \"required\" on the instance, its launch template or launch configuration; " +
+		"*IMDS disabled* when HttpEndpoint is \"disabled\"; *IMDSv1 possible* when a parameter or condition decides; *IMDS unknown* when the launch template is outside the assembly.\n")
 	p("- **Ingress**: protocol, ports and source of every ingress rule of the instances' security groups.\n")
-	p("- **Findings**: `E` errors fail the review (exit code 1), `W` warnings deserve a look; each names its rule (`DEF-...`, listed in the README) and says how to fix it.\n")
+	p("- **Findings**: `E` errors fail the review (exit code 1), `W` warnings deserve a look, `A` findings are acknowledged (Metadata `" + AcknowledgeKey + "`) and count as neither; " +
+		"each names its rule (`DEF-...`, listed in the README) and says how to fix it.\n")
 	if err := b.Flush(); err != nil {
 		return fmt.Errorf("review: write Markdown: %w", err)
 	}
@@ -153,6 +173,13 @@ func lockedToCell(l Lock) string {
 	}
 	if l.SameHostOnly {
 		lines = append(lines, "same host")
+	}
+	if len(l.ExceptActions) > 0 {
+		codes := make([]string, len(l.ExceptActions))
+		for i, a := range l.ExceptActions {
+			codes[i] = code(a)
+		}
+		lines = append(lines, "except "+strings.Join(codes, ", ")+" (callable from anywhere)")
 	}
 	if len(lines) == 0 {
 		return "—"
@@ -276,40 +303,96 @@ func codeMarked(s string) string {
 	return code(s)
 }
 
-// code renders s as an inline code span that is safe in a table cell.
-func code(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
-	s = strings.ReplaceAll(s, "\n", " ")
-	if strings.Contains(s, "`") {
-		return "`` " + s + " ``"
+// Everything the report takes from the input (stack names, logical ids, construct paths,
+// rendered values, reasons) goes through code, escapeText or cell, so that it cannot end a
+// table cell or a code span, start a line, a heading or a list item, or inject HTML, links or
+// emphasis: control characters (newlines, \r), line separators and invisible formatting
+// characters are shown as escapes, Markdown punctuation is backslash-escaped, and <, >, &
+// become entities.
+
+// hidden reports whether r must be shown as an escape: control characters, line and
+// paragraph separators, and invisible formatting characters (bidi overrides, zero-width).
+func hidden(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r)
+}
+
+// visible replaces hidden characters by escapes: \n, \r, \t, \u202e.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, hidden) {
+		return s
 	}
-	return "`" + s + "`"
-}
-
-// cell escapes prose for a table cell: pipes, HTML and line breaks. Code
-// spans (`...`) inside s are kept as they are.
-func cell(s string) string {
-	s = escapeHTML(s)
-	s = strings.ReplaceAll(s, "|", `\|`)
-	return strings.ReplaceAll(s, "\n", "<br>")
-}
-
-// escapeHTML escapes < and > outside code spans, so that placeholders such
-// as <partition> stay visible.
-func escapeHTML(s string) string {
 	var b strings.Builder
-	inCode := false
-	for _, c := range s {
+	for _, r := range s {
 		switch {
-		case c == '`':
-			inCode = !inCode
-			b.WriteRune(c)
-		case !inCode && c == '<':
+		case !hidden(r):
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+// code renders s as inline code that is safe in a table cell: a backtick code span when s has
+// no backtick, backslash or hidden character, else an HTML <code> element around escaped text
+// (a code span cannot hold a backslash before an escaped pipe, and a GFM table would split
+// the cell there).
+func code(s string) string {
+	if s != "" && !strings.ContainsAny(s, "`\\") && !strings.ContainsFunc(s, hidden) {
+		return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
+	}
+	return "<code>" + escapeText(s) + "</code>"
+}
+
+// escapeText renders untrusted text as inert Markdown: hidden characters as escapes, <, > and
+// & as entities, and every character that could start emphasis, a code span, a link, an
+// image, strikethrough, math or a table cell backslash-escaped.
+func escapeText(s string) string {
+	s = visible(s)
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '<':
 			b.WriteString("&lt;")
-		case !inCode && c == '>':
+		case '>':
 			b.WriteString("&gt;")
+		case '&':
+			b.WriteString("&amp;")
+		case '\\', '`', '*', '_', '[', ']', '|', '~', '$', '!':
+			b.WriteByte('\\')
+			b.WriteRune(c)
 		default:
 			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// cell renders text of the report's own making whose code spans (`...`) hold values from the
+// input (messages, what a value refers to, reasons): the code spans through code, the prose
+// between them through escapeText. A value that itself holds a backtick can only move where
+// a code span ends, never break out of the cell or the line.
+func cell(s string) string {
+	parts := strings.Split(s, "`")
+	if n := len(parts); n%2 == 0 {
+		// An unpaired backtick: keep it in the text.
+		parts[n-2] += "`" + parts[n-1]
+		parts = parts[:n-1]
+	}
+	var b strings.Builder
+	for i, part := range parts {
+		if i%2 == 1 {
+			b.WriteString(code(part))
+		} else {
+			b.WriteString(escapeText(part))
 		}
 	}
 	return b.String()

@@ -36,6 +36,13 @@ const (
 	IMDSv1Allowed = "IMDSv1 allowed"
 	// IMDSDisabled means HttpEndpoint is "disabled": no metadata service.
 	IMDSDisabled = "IMDS disabled"
+	// IMDSv1Possible means the setting depends on a parameter or condition and
+	// the review cannot tell what the template's defaults give; some values
+	// allow IMDSv1 (finding DEF-IMDS-2).
+	IMDSv1Possible = "IMDSv1 possible"
+	// IMDSUnknown means the launch template or launch configuration is
+	// outside the assembly: the setting is judged where it is defined.
+	IMDSUnknown = "IMDS unknown"
 )
 
 // Lock modes: how a role's internet calls are pinned.
@@ -78,8 +85,13 @@ type Report struct {
 	// OtherInstances lists instances and Auto Scaling groups whose role is
 	// not an EC2 role of the assembly (no profile, or one defined elsewhere).
 	OtherInstances []Instance `json:"otherInstances"`
-	// Findings lists the problems, errors first.
+	// Findings lists the problems, errors first; acknowledged findings are not
+	// among them.
 	Findings []Finding `json:"findings"`
+	// Acknowledged lists the findings acknowledged by their resource's
+	// Metadata (AcknowledgeKey), each with its reason; numbered A1, A2, ...
+	// and counted neither as errors nor as warnings.
+	Acknowledged []Finding `json:"acknowledged"`
 	// Errors counts the error findings.
 	Errors int `json:"errors"`
 	// Warnings counts the warning findings.
@@ -112,7 +124,8 @@ type Role struct {
 	Instances []Instance `json:"instances"`
 	// Lock describes the role's lock.
 	Lock Lock `json:"lock"`
-	// Exemption is the reason given in Metadata "defenders:exempt", if any.
+	// Exemption is the reason of the role's acknowledgement of DEF-LOCK-1
+	// (Metadata "defenders:acknowledge", or the older "defenders:exempt"), if any.
 	Exemption string `json:"exemption,omitempty"`
 	// Findings are the ids of the findings about the role or its instances.
 	Findings []string `json:"findings"`
@@ -135,7 +148,8 @@ type Instance struct {
 	LaunchTemplate string `json:"launchTemplate,omitempty"`
 	// InstanceProfile is the instance profile, rendered readably.
 	InstanceProfile string `json:"instanceProfile,omitempty"`
-	// IMDS is IMDSv2Required, IMDSv1Allowed or IMDSDisabled.
+	// IMDS is IMDSv2Required, IMDSv1Allowed, IMDSDisabled, IMDSv1Possible or
+	// IMDSUnknown, as deployed with the template's defaults.
 	IMDS string `json:"imds"`
 	// SecurityGroups are the instance's security groups; groups outside
 	// the assembly are marked "(unresolved)" or "(not in this assembly)".
@@ -144,8 +158,6 @@ type Instance struct {
 	Ingress []Ingress `json:"ingress"`
 	// Findings are the ids of the findings about this instance.
 	Findings []string `json:"findings"`
-
-	res *resource
 }
 
 // Ingress is one ingress rule of a security group.
@@ -170,7 +182,12 @@ type Ingress struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Lock describes the lock statements attached to a role.
+// Lock describes the lock statements attached to a role. A lock statement is
+// an explicit Deny of every action ("*", or NotAction of single named
+// actions) on every resource ("*"), whose conditions only test the network
+// origin of the call (aws:SourceIp, aws:SourceVpc, aws:VpcSourceIp and the
+// instance keys, with Null and aws:ViaAWSService scoping); see lock.go for
+// the exact criterion.
 type Lock struct {
 	// Status is LockLocked, LockPartial or LockUnlocked.
 	Status string `json:"status"`
@@ -194,6 +211,9 @@ type Lock struct {
 	// SameHostOnly is true when endpoint calls must come from the host the
 	// credentials were delivered to (aws:Ec2InstanceSourcePrivateIPv4).
 	SameHostOnly bool `json:"sameHostOnly"`
+	// ExceptActions are the actions a lock statement's NotAction leaves out:
+	// stolen credentials can call them from anywhere.
+	ExceptActions []string `json:"exceptActions,omitempty"`
 }
 
 // LockedValue is one value a lock allows.
@@ -208,7 +228,8 @@ type LockedValue struct {
 
 // Finding is one problem, with a message that says how to fix it.
 type Finding struct {
-	// ID is "E1", "E2", ... for errors and "W1", ... for warnings.
+	// ID is "E1", "E2", ... for errors, "W1", ... for warnings and "A1", ...
+	// for acknowledged findings.
 	ID string `json:"id"`
 	// Rule is the id of the rule that found it (see Rules).
 	Rule string `json:"rule"`
@@ -220,6 +241,8 @@ type Finding struct {
 	Resource string `json:"resource"`
 	// Message says what is wrong and how to fix it.
 	Message string `json:"message"`
+	// Reason is why the finding is acknowledged (acknowledged findings only).
+	Reason string `json:"reason,omitempty"`
 
 	subjects []*resource
 }

@@ -170,10 +170,10 @@ func TestMalformedTemplatesFailWithAClearError(t *testing.T) {
 			want: []string{"resource R (AWS::IAM::Role)", "Metadata.defenders:exempt", "non-empty reason"},
 		},
 		{
-			name:  "a YAML template is refused with a hint",
-			files: map[string]string{"t.template.yaml": "Resources: {}\n"},
+			name:  "a YAML template with an alias is refused as CloudFormation refuses it",
+			files: map[string]string{"t.template.yaml": "Resources:\n  A: &a {Type: AWS::SNS::Topic}\n  B: *a\n"},
 			arg:   "t.template.yaml",
-			want:  []string{"t.template.yaml", "YAML templates are not supported"},
+			want:  []string{"t.template.yaml", "line 3", "does not support YAML aliases"},
 		},
 		{
 			name:  "a manifest passed as a template points to its directory",
@@ -182,9 +182,9 @@ func TestMalformedTemplatesFailWithAClearError(t *testing.T) {
 			want:  []string{"cloud assembly manifest", "pass its directory"},
 		},
 		{
-			name:  "a directory without a manifest is not a cloud assembly",
-			files: map[string]string{"README": "hello"},
-			want:  []string{"read manifest", "is not a cloud assembly"},
+			name:  "a directory without a manifest or templates is not a cloud assembly",
+			files: map[string]string{"README": "hello", "package.json": `{"name": "app"}`},
+			want:  []string{"is not a cloud assembly", "no CloudFormation template"},
 		},
 		{
 			name:  "a path that does not exist suggests cdk synth",
@@ -208,13 +208,13 @@ func TestMalformedTemplatesFailWithAClearError(t *testing.T) {
 			want:  []string{"read template", "app.template.json"},
 		},
 		{
-			name: "a nested stack whose template is missing names the template",
+			name: "a nested stack whose template is outside the assembly names the stack and the path",
 			files: map[string]string{
 				"manifest.json": `{"artifacts": {"app": {"type": "aws:cloudformation:stack", "properties": {"templateFile": "app.template.json"}}}}`,
 				"app.template.json": `{"Resources": {"Child": {"Type": "AWS::CloudFormation::Stack", "Properties": {},
-					"Metadata": {"aws:asset:path": "child.nested.template.json"}}}}`,
+					"Metadata": {"aws:asset:path": "../child.nested.template.json"}}}}`,
 			},
-			want: []string{"read template", "child.nested.template.json"},
+			want: []string{"app.template.json", "resource Child", "../child.nested.template.json", "outside"},
 		},
 		{
 			name: "a nested stack that includes itself is a cycle, not a hang",

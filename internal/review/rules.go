@@ -32,6 +32,7 @@ const (
 	RuleCrossedLock        = "DEF-LOCK-5"
 	RuleUnjudgedRole       = "DEF-ROLE-1"
 	RuleUnreviewedStack    = "DEF-TPL-1"
+	RuleBadAcknowledgement = "DEF-ACK-1"
 )
 
 // Rules is the catalogue, in the order the README lists it.
@@ -67,11 +68,14 @@ var Rules = []Rule{
 		"The lock allows the address of an instance that does not use the role: stolen credentials work from that instance.",
 		"Lock the role to the addresses of its own instances."},
 	{RuleUnjudgedRole, SeverityWarning, "Instance role cannot be judged",
-		"The instance's role or instance profile is imported or named literally: the review cannot see whether it is locked.",
+		"The instance's role or instance profile is imported, named literally or given by a parameter (on the default path or another): the review cannot see whether it is locked.",
 		"Define the role in the same app, or review the template that defines it."},
 	{RuleUnreviewedStack, SeverityWarning, "Nested stack not reviewed",
 		"A nested stack's template could not be read (a TemplateURL outside the input): whatever it deploys was not judged.",
 		"Review the nested template too (pass the directory or the cloud assembly that holds it)."},
+	{RuleBadAcknowledgement, SeverityError, "Invalid acknowledgement",
+		"An acknowledgement without a real reason, of an unknown rule or in the wrong shape would silence findings without saying why: it acknowledges nothing.",
+		"Write resource Metadata `defenders:acknowledge` as a list of {\"rule\": \"DEF-...\", \"reason\": \"...\"} objects: a rule of this table, a reason of at least 10 characters."},
 }
 
 // RuleByID returns the rule with id.

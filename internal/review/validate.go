@@ -58,6 +58,7 @@ func (v *validator) resource(st *Stack, id string, raw any) *resource {
 	r := &resource{st: st, id: id, typ: typ}
 	r.props = c.object(m, "Properties", "Properties", false)
 	r.meta = c.object(m, "Metadata", "Metadata", false)
+	r.cond, _ = m["Condition"].(string)
 	if reason, ok := r.meta[ExemptKey]; ok {
 		if s, ok := reason.(string); !ok || strings.TrimSpace(s) == "" {
 			c.errf("Metadata."+ExemptKey, "want a non-empty reason string, got %s", kindOf(reason))
@@ -66,20 +67,14 @@ func (v *validator) resource(st *Stack, id string, raw any) *resource {
 	p := r.props
 	switch typ {
 	case "AWS::IAM::Role":
-		if doc := c.object(p, "AssumeRolePolicyDocument", "Properties.AssumeRolePolicyDocument", true); doc != nil {
-			c.policyDocument(doc, "Properties.AssumeRolePolicyDocument")
-		}
+		c.policyDocValue(p, "AssumeRolePolicyDocument", "Properties.AssumeRolePolicyDocument")
 		c.list(p, "ManagedPolicyArns", "Properties.ManagedPolicyArns")
 		for i, pol := range c.objects(p, "Policies", "Properties.Policies") {
 			path := fmt.Sprintf("Properties.Policies[%d]", i)
-			if doc := c.object(pol, "PolicyDocument", path+".PolicyDocument", true); doc != nil {
-				c.policyDocument(doc, path+".PolicyDocument")
-			}
+			c.policyDocValue(pol, "PolicyDocument", path+".PolicyDocument")
 		}
-	case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy":
-		if doc := c.object(p, "PolicyDocument", "Properties.PolicyDocument", true); doc != nil {
-			c.policyDocument(doc, "Properties.PolicyDocument")
-		}
+	case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", typeRolePolicy:
+		c.policyDocValue(p, "PolicyDocument", "Properties.PolicyDocument")
 		c.list(p, "Roles", "Properties.Roles")
 	case "AWS::IAM::InstanceProfile":
 		if _, ok := p["Roles"]; !ok {
