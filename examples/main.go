@@ -45,7 +45,7 @@ func build(app awscdk.App) error {
 	if err != nil {
 		return err
 	}
-	if _, err := locker.New(security, "Locker", &locker.Props{AlarmTopicArn: *det.Topic().TopicArn()}); err != nil {
+	if _, err := locker.New(security, "Locker", &locker.Props{AlarmTopicARN: *det.Topic().TopicArn()}); err != nil {
 		return err
 	}
 
@@ -85,12 +85,12 @@ func build(app awscdk.App) error {
 	}
 	// A private instance behind the NAT gateway.
 	worker := newInstance("Worker", awsec2.SubnetType_PRIVATE_WITH_EGRESS)
-	if err := lock.Everything(worker, &lock.Options{Mode: lock.NatEgress}); err != nil {
+	if err := lock.Everything(worker, &lock.Options{Mode: lock.NATEgress}); err != nil {
 		return err
 	}
 	// An isolated instance: VPC endpoints only.
 	vault := newInstance("Vault", awsec2.SubnetType_PRIVATE_ISOLATED)
-	if err := lock.Everything(vault, &lock.Options{Mode: lock.VpcEndpointsOnly}); err != nil {
+	if err := lock.Everything(vault, &lock.Options{Mode: lock.VPCEndpointsOnly}); err != nil {
 		return err
 	}
 	// An Auto Scaling group in the private subnets.
@@ -103,5 +103,5 @@ func build(app awscdk.App) error {
 		MinCapacity:   jsii.Number(1),
 		MaxCapacity:   jsii.Number(3),
 	})
-	return lock.Everything(fleet, &lock.Options{Mode: lock.NatEgress})
+	return lock.Everything(fleet, &lock.Options{Mode: lock.NATEgress})
 }

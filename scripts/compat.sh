@@ -23,11 +23,14 @@ step() { printf '==> %s\n' "$*"; }
 # cache never serves a stale copy of an earlier run.
 mod=github.com/defenders-cdk/defenders
 cd "$root"
-hash=$(git ls-files -co --exclude-standard | grep -v -E '^(examples|\.tools|\.github)/' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+# The module's files as they are in the working tree: tracked and untracked, not ignored, not
+# deleted, without the examples module (a module of its own) and the dev tools.
+files() { git ls-files -co --exclude-standard | grep -v -E '^(examples|\.tools|\.github)/' | while IFS= read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done | LC_ALL=C sort; }
+hash=$(files | xargs sha256sum | sha256sum | cut -c1-12)
 ver="v0.0.0-$(date -u +%Y%m%d%H%M%S)-$hash"
 proxy="$work/proxy/$mod/@v"
 mkdir -p "$proxy"
-git ls-files -co --exclude-standard | grep -v -E '^(examples|\.tools|\.github)/' | python3 -c '
+files | python3 -c '
 import sys, zipfile
 prefix, out = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:

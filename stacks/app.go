@@ -41,7 +41,7 @@ func FromContext(ctx context.Context, app awscdk.App, client *http.Client) (*App
 		cfg.Account, cfg.Region = os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION")
 	}
 	// Constructs do no network I/O: the SSH source is resolved here and passed in as CIDRs.
-	res, err := checkip.Resolve(ctx, client, cfg.SSHCidr, cfg.SSHCidrSet, cfg.CheckipURL)
+	res, err := checkip.Resolve(ctx, client, cfg.SSHCIDR, cfg.SSHCIDRSet, cfg.CheckipURL)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 	var err error
 	out.Battleground, err = NewBattleground(app, cfg.StackName("battleground"), &BattlegroundProps{
 		StackProps: awscdk.StackProps{Env: env},
-		Config:     cfg, SSHCidrs: ssh.CIDRs, Warning: ssh.Warning,
+		Config:     cfg, SSHCIDRs: ssh.CIDRs, Warning: ssh.Warning,
 	})
 	if err != nil {
 		return nil, err

@@ -14,8 +14,8 @@ import (
 type BattlegroundProps struct {
 	awscdk.StackProps
 	Config Config
-	// SSHCidrs are the resolved SSH sources (see internal/checkip.Resolve). Empty: no SSH ingress.
-	SSHCidrs []netip.Prefix
+	// SSHCIDRs are the resolved SSH sources (see internal/checkip.Resolve). Empty: no SSH ingress.
+	SSHCIDRs []netip.Prefix
 	// Warning, when set, is attached to the SSH group as a warning annotation (for example:
 	// checkip failed, so the app failed closed). `cdk synth --strict` turns it into an error.
 	Warning string
@@ -32,8 +32,8 @@ func NewBattleground(scope constructs.Construct, id string, props *BattlegroundP
 	st := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	bg, err := battleground.New(st, "battleground", &battleground.Props{
 		MaxAzs:      props.Config.MaxAzs,
-		NatGateways: props.Config.NatGateways,
-		SSHCidrs:    props.SSHCidrs,
+		NATGateways: props.Config.NATGateways,
+		SSHCIDRs:    props.SSHCIDRs,
 		SSHWarning:  props.Warning,
 		ExportName:  props.Config.ExportName(battleground.SeedExportName),
 	})

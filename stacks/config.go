@@ -15,36 +15,38 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/internal/checkip"
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
-// Context keys. Every setting a user can change has exactly one name, documented in the README.
+// Context keys (their one definition is in internal/contract). Every setting a user can change
+// has exactly one name, documented in the README.
 const (
-	KeySSHCidr         = checkip.ContextKey
-	KeyCheckipURL      = checkip.ContextKeyURL
-	KeyMaxAzs          = "defenders:maxAzs"
-	KeyNatGateways     = "defenders:natGateways"
-	KeyInstanceType    = "defenders:instanceType"
-	KeyManagedPolicies = "defenders:managedPolicies"
-	KeyDetector        = "defenders:detector"
-	KeyAlertEmail      = "defenders:alertEmail"
-	KeyTrailLogGroup   = "defenders:trailLogGroup"
-	KeyLocker          = "defenders:locker"
-	KeyLockdown        = "defenders:lockdown"
-	KeyPrefix          = "defenders:prefix"
-	KeyDetectorConc    = "defenders:detectorReservedConcurrency"
-	KeyLockerConc      = "defenders:lockerReservedConcurrency"
-	KeyDetectorRegions = "defenders:detectorRegions"
+	KeySSHCIDR         = contract.KeySSHCIDR
+	KeyCheckipURL      = contract.KeyCheckipURL
+	KeyMaxAzs          = contract.KeyMaxAzs
+	KeyNATGateways     = contract.KeyNATGateways
+	KeyInstanceType    = contract.KeyInstanceType
+	KeyManagedPolicies = contract.KeyManagedPolicies
+	KeyDetector        = contract.KeyDetector
+	KeyAlertEmail      = contract.KeyAlertEmail
+	KeyTrailLogGroup   = contract.KeyTrailLogGroup
+	KeyLocker          = contract.KeyLocker
+	KeyLockdown        = contract.KeyLockdown
+	KeyPrefix          = contract.KeyPrefix
+	KeyDetectorConc    = contract.KeyDetectorReservedConcurrency
+	KeyLockerConc      = contract.KeyLockerReservedConcurrency
+	KeyDetectorRegions = contract.KeyDetectorRegions
 )
 
 // KnownKeys are every defenders: context key, in the README's order. Any other key under the
 // defenders: prefix is an error (a typo such as defenders:sshcidr must not be ignored).
 var KnownKeys = []string{
-	KeySSHCidr, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNatGateways, KeyInstanceType, KeyManagedPolicies,
+	KeySSHCIDR, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNATGateways, KeyInstanceType, KeyManagedPolicies,
 	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
 }
 
 // KeyPrefixNamespace is the prefix of every Defenders context key.
-const KeyPrefixNamespace = "defenders:"
+const KeyPrefixNamespace = contract.ContextNamespace
 
 // DefaultCheckipURL is where the workstation's public address is looked up when
 // defenders:sshCidr is not set.
@@ -52,16 +54,16 @@ const DefaultCheckipURL = checkip.DefaultURL
 
 // Config is the validated configuration of the Defenders app.
 type Config struct {
-	// SSHCidr is the raw value of defenders:sshCidr; SSHCidrSet is false when the key is unset,
+	// SSHCIDR is the raw value of defenders:sshCidr; SSHCIDRSet is false when the key is unset,
 	// which means "look the address up with checkip".
-	SSHCidr    string
-	SSHCidrSet bool
+	SSHCIDR    string
+	SSHCIDRSet bool
 	// CheckipURL is the http(s) endpoint that answers with the caller's public address.
 	CheckipURL string
 	// MaxAzs is how many Availability Zones the battleground VPC spans (1 to 6).
 	MaxAzs int
-	// NatGateways is how many NAT gateways the battleground VPC gets (0 to MaxAzs).
-	NatGateways int
+	// NATGateways is how many NAT gateways the battleground VPC gets (0 to MaxAzs).
+	NATGateways int
 	// InstanceType is the EC2 instance type of Matt and Luke, e.g. t3.micro.
 	InstanceType string
 	// ManagedPolicies are the AWS managed policy names attached to each instance role.
@@ -133,12 +135,12 @@ func LoadConfig(get Getter) (Config, error) {
 		return c, fmt.Errorf("context %s: %q must start with a letter and have 1 to 20 letters, digits or dashes (it becomes part of stack and export names)", KeyPrefix, c.Prefix)
 	}
 
-	if v := get(KeySSHCidr); v != nil {
+	if v := get(KeySSHCIDR); v != nil {
 		s, ok := v.(string)
 		if !ok {
-			return c, fmt.Errorf("context %s: want a string of comma-separated CIDRs or \"none\", got %T %v", KeySSHCidr, v, v)
+			return c, fmt.Errorf("context %s: want a string of comma-separated CIDRs or \"none\", got %T %v", KeySSHCIDR, v, v)
 		}
-		c.SSHCidr, c.SSHCidrSet = s, true
+		c.SSHCIDR, c.SSHCIDRSet = s, true
 	}
 	if c.CheckipURL, err = stringValue(get, KeyCheckipURL, c.CheckipURL); err != nil {
 		return c, err
@@ -150,7 +152,7 @@ func LoadConfig(get Getter) (Config, error) {
 	if c.MaxAzs, err = intValue(get, KeyMaxAzs, c.MaxAzs, 1, 6); err != nil {
 		return c, err
 	}
-	if c.NatGateways, err = intValue(get, KeyNatGateways, c.NatGateways, 0, c.MaxAzs); err != nil {
+	if c.NATGateways, err = intValue(get, KeyNATGateways, c.NATGateways, 0, c.MaxAzs); err != nil {
 		return c, err
 	}
 	if c.InstanceType, err = stringValue(get, KeyInstanceType, c.InstanceType); err != nil {

@@ -14,11 +14,11 @@ func TestUnknownDefendersKeysAreErrorsThatListTheKnownOnes(t *testing.T) {
 		ctx     map[string]any
 		wantErr []string // empty: no error
 	}{
-		{"every known key is accepted", map[string]any{KeySSHCidr: "none", KeyPrefix: "blue", KeyDetectorConc: 5.0}, nil},
+		{"every known key is accepted", map[string]any{KeySSHCIDR: "none", KeyPrefix: "blue", KeyDetectorConc: 5.0}, nil},
 		{"keys of other tools are not ours to judge", map[string]any{"@aws-cdk/core:target-partitions": []any{"aws"}, "aws:cdk:bundling-stacks": []any{}}, nil},
 		{"a case typo is an error with the right spelling", map[string]any{"defenders:sshcidr": "203.0.113.10/32"},
 			[]string{`"defenders:sshcidr"`, "did you mean defenders:sshCidr?", "known keys are", KeyLockdown}},
-		{"an invented key is an error", map[string]any{"defenders:sshPort": 2222.0}, []string{`"defenders:sshPort"`, KeySSHCidr}},
+		{"an invented key is an error", map[string]any{"defenders:sshPort": 2222.0}, []string{`"defenders:sshPort"`, KeySSHCIDR}},
 		{"the namespace is matched case-insensitively", map[string]any{"Defenders:maxAzs": 3.0}, []string{`"Defenders:maxAzs"`, "did you mean defenders:maxAzs?"}},
 		{"several unknown keys are all named", map[string]any{"defenders:a": 1.0, "defenders:b": 2.0}, []string{`"defenders:a"`, `"defenders:b"`}},
 	}

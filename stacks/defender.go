@@ -31,8 +31,8 @@ type DefenderStack struct {
 func NewDefender(scope constructs.Construct, id string, props *DefenderProps) (*DefenderStack, error) {
 	st := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	d, err := defender.New(st, id, &defender.Props{
-		Vpc:             props.Battleground.Vpc(),
-		SecurityGroup:   props.Battleground.SshGroup(),
+		VPC:             props.Battleground.VPC(),
+		SecurityGroup:   props.Battleground.SSHGroup(),
 		InstanceType:    props.Config.InstanceType,
 		ManagedPolicies: props.Config.ManagedPolicies,
 		Lock:            props.Lock,

@@ -16,14 +16,14 @@ type LockerStack struct {
 	Locker locker.Locker
 }
 
-// NewLocker creates the "locker" stack. alarmTopicArn (optional) receives its alarms.
-func NewLocker(scope constructs.Construct, id string, cfg Config, alarmTopicArn string) (*LockerStack, error) {
+// NewLocker creates the "locker" stack. alarmTopicARN (optional) receives its alarms.
+func NewLocker(scope constructs.Construct, id string, cfg Config, alarmTopicARN string) (*LockerStack, error) {
 	st := awscdk.NewStack(scope, jsii.String(id), &awscdk.StackProps{
 		Env:         stackEnv(cfg),
 		Description: jsii.String("Defenders locker: keeps instance-role locks true when addresses change"),
 	})
 	l, err := locker.New(st, "locker", &locker.Props{
-		AlarmTopicArn: alarmTopicArn, Lockdown: cfg.Lockdown, ReservedConcurrency: cfg.LockerReservedConcurrency,
+		AlarmTopicARN: alarmTopicARN, Lockdown: cfg.Lockdown, ReservedConcurrency: cfg.LockerReservedConcurrency,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("locker stack: %w", err)

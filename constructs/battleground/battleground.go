@@ -26,12 +26,12 @@ const SeedExportName = "dynamicIncomingSSHClient"
 type Props struct {
 	// MaxAzs is how many Availability Zones the VPC spans. Default 2; 1 to 6.
 	MaxAzs int
-	// NatGateways adds private subnets with egress through this many NAT gateways (each costs
+	// NATGateways adds private subnets with egress through this many NAT gateways (each costs
 	// about USD 33/month plus USD 0.045/GB in us-east-1). Default 0: public subnets only.
-	NatGateways int
-	// SSHCidrs are the only sources allowed to reach tcp/22. Empty means no SSH ingress at all.
+	NATGateways int
+	// SSHCIDRs are the only sources allowed to reach tcp/22. Empty means no SSH ingress at all.
 	// Each prefix must be valid, canonical (no host bits) and narrower than /0.
-	SSHCidrs []netip.Prefix
+	SSHCIDRs []netip.Prefix
 	// ExportName, when set, exports the SSH group id under this CloudFormation export name (for
 	// Fn::ImportValue from other apps). Export names are unique per account and region, so there
 	// is no default: two battlegrounds must not claim the same name. Default: no export.
@@ -51,12 +51,12 @@ type Props struct {
 // Battleground is a VPC plus the SSH security group.
 type Battleground interface {
 	constructs.Construct
-	// Vpc is the battleground VPC.
-	Vpc() awsec2.IVpc
-	// SshGroup is the "SSH incoming" security group.
-	SshGroup() awsec2.ISecurityGroup
-	// SSHCidrs are the CIDRs that may reach tcp/22, as given in Props.
-	SSHCidrs() []netip.Prefix
+	// VPC is the battleground VPC.
+	VPC() awsec2.IVpc
+	// SSHGroup is the "SSH incoming" security group.
+	SSHGroup() awsec2.ISecurityGroup
+	// SSHCIDRs are the CIDRs that may reach tcp/22, as given in Props.
+	SSHCIDRs() []netip.Prefix
 }
 
 type battleground struct {
@@ -66,9 +66,9 @@ type battleground struct {
 	cidrs []netip.Prefix
 }
 
-func (b *battleground) Vpc() awsec2.IVpc                { return b.vpc }
-func (b *battleground) SshGroup() awsec2.ISecurityGroup { return b.sg }
-func (b *battleground) SSHCidrs() []netip.Prefix {
+func (b *battleground) VPC() awsec2.IVpc                { return b.vpc }
+func (b *battleground) SSHGroup() awsec2.ISecurityGroup { return b.sg }
+func (b *battleground) SSHCIDRs() []netip.Prefix {
 	return append([]netip.Prefix(nil), b.cidrs...)
 }
 
@@ -88,25 +88,25 @@ func (p *Props) Validate() error {
 	if azs == 0 {
 		azs = 2
 	}
-	if p.NatGateways < 0 || p.NatGateways > azs {
-		return fmt.Errorf("battleground: Props.NatGateways %d is out of range 0..%d (one per AZ at most)", p.NatGateways, azs)
+	if p.NATGateways < 0 || p.NATGateways > azs {
+		return fmt.Errorf("battleground: Props.NATGateways %d is out of range 0..%d (one per AZ at most)", p.NATGateways, azs)
 	}
 	if _, ok := retention[p.FlowLogRetentionDays]; !ok && p.FlowLogRetentionDays != 0 {
 		return fmt.Errorf("battleground: Props.FlowLogRetentionDays %d is not a CloudWatch Logs retention period (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)", p.FlowLogRetentionDays)
 	}
 	seen := map[netip.Prefix]bool{}
-	for i, c := range p.SSHCidrs {
+	for i, c := range p.SSHCIDRs {
 		switch {
 		case !c.IsValid():
-			return fmt.Errorf("battleground: Props.SSHCidrs[%d] is not a valid prefix", i)
+			return fmt.Errorf("battleground: Props.SSHCIDRs[%d] is not a valid prefix", i)
 		case c.Bits() == 0:
-			return fmt.Errorf("battleground: Props.SSHCidrs[%d] %s would open SSH to the whole internet; refused", i, c)
+			return fmt.Errorf("battleground: Props.SSHCIDRs[%d] %s would open SSH to the whole internet; refused", i, c)
 		case c.Masked() != c:
-			return fmt.Errorf("battleground: Props.SSHCidrs[%d] %s has host bits set (did you mean %s?)", i, c, c.Masked())
+			return fmt.Errorf("battleground: Props.SSHCIDRs[%d] %s has host bits set (did you mean %s?)", i, c, c.Masked())
 		case c.Addr().Is4In6() || c.Addr().Zone() != "":
-			return fmt.Errorf("battleground: Props.SSHCidrs[%d] %s: use a plain IPv4 or IPv6 prefix", i, c)
+			return fmt.Errorf("battleground: Props.SSHCIDRs[%d] %s: use a plain IPv4 or IPv6 prefix", i, c)
 		case seen[c]:
-			return fmt.Errorf("battleground: Props.SSHCidrs[%d] %s is listed twice", i, c)
+			return fmt.Errorf("battleground: Props.SSHCIDRs[%d] %s is listed twice", i, c)
 		}
 		seen[c] = true
 	}
@@ -125,21 +125,21 @@ func New(scope constructs.Construct, id string, props *Props) (Battleground, err
 	if azs == 0 {
 		azs = 2
 	}
-	b := &battleground{cidrs: append([]netip.Prefix(nil), props.SSHCidrs...)}
+	b := &battleground{cidrs: append([]netip.Prefix(nil), props.SSHCIDRs...)}
 	constructs.NewConstruct_Override(b, scope, jsii.String(id))
 
 	subnets := []*awsec2.SubnetConfiguration{{
 		Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24),
 		MapPublicIpOnLaunch: jsii.Bool(true),
 	}}
-	if props.NatGateways > 0 {
+	if props.NATGateways > 0 {
 		subnets = append(subnets, &awsec2.SubnetConfiguration{
 			Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(24),
 		})
 	}
 	b.vpc = awsec2.NewVpc(b, jsii.String("defendersVPC"), &awsec2.VpcProps{
 		MaxAzs:              jsii.Number(float64(azs)),
-		NatGateways:         jsii.Number(float64(props.NatGateways)),
+		NatGateways:         jsii.Number(float64(props.NATGateways)),
 		SubnetConfiguration: &subnets,
 		// The default security group of the VPC gets no rules (feature flag
 		// @aws-cdk/aws-ec2:restrictDefaultSecurityGroup), so nothing is open by accident.
@@ -170,7 +170,7 @@ func New(scope constructs.Construct, id string, props *Props) (Battleground, err
 		AllowAllIpv6Outbound: jsii.Bool(false),
 	})
 	awscdk.Tags_Of(sg).Add(jsii.String("Name"), jsii.String("dynamicIncomingSSHClient"), nil)
-	for _, c := range props.SSHCidrs {
+	for _, c := range props.SSHCIDRs {
 		var peer awsec2.IPeer
 		if c.Addr().Is6() {
 			peer = awsec2.Peer_Ipv6(jsii.String(c.String()))
@@ -184,7 +184,7 @@ func New(scope constructs.Construct, id string, props *Props) (Battleground, err
 	if props.SSHWarning != "" {
 		annotate.Warning(sg, "defenders:sshIngress", props.SSHWarning)
 	}
-	for _, c := range props.SSHCidrs {
+	for _, c := range props.SSHCIDRs {
 		if checkip.PrivateSource(c) {
 			annotate.Warning(sg, "defenders:privateSshSource", fmt.Sprintf(
 				"SSH source %s is a private range: it reaches the battleground's public instances only over a VPN, Direct Connect, "+

@@ -22,8 +22,8 @@ var DefaultManagedPolicies = []string{"AmazonEC2ReadOnlyAccess"}
 
 // Props configures a Defender.
 type Props struct {
-	// Vpc is where the instance runs. Required.
-	Vpc awsec2.IVpc
+	// VPC is where the instance runs. Required.
+	VPC awsec2.IVpc
 	// SecurityGroup is attached to the instance. Required (use the battleground's SSH group).
 	SecurityGroup awsec2.ISecurityGroup
 	// InstanceType, e.g. "t3.micro" (the default). Graviton types (t4g.*) get an arm64 image.
@@ -33,9 +33,9 @@ type Props struct {
 	ManagedPolicies []string
 	// Lock attaches a lock (see package lock) to the role after the instance exists.
 	Lock bool
-	// VpcSubnets selects the subnets. Default: public subnets, which the lock needs (it locks
+	// VPCSubnets selects the subnets. Default: public subnets, which the lock needs (it locks
 	// to the instance's public IP).
-	VpcSubnets *awsec2.SubnetSelection
+	VPCSubnets *awsec2.SubnetSelection
 	// KeyPairName is an existing EC2 key pair for SSH. Default: none (use EC2 Instance Connect).
 	KeyPairName string
 	// RootVolumeGiB is the size of the encrypted gp3 root volume. Default 8.
@@ -76,8 +76,8 @@ var (
 // Validate checks props and returns an error that names the offending field.
 func (p *Props) Validate() error {
 	switch {
-	case p.Vpc == nil:
-		return fmt.Errorf("defender: Props.Vpc is required")
+	case p.VPC == nil:
+		return fmt.Errorf("defender: Props.VPC is required")
 	case p.SecurityGroup == nil:
 		return fmt.Errorf("defender: Props.SecurityGroup is required")
 	}
@@ -145,7 +145,7 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 	if it.Architecture() == awsec2.InstanceArchitecture_ARM_64 {
 		cpu = awsec2.AmazonLinuxCpuType_ARM_64
 	}
-	subnets := props.VpcSubnets
+	subnets := props.VPCSubnets
 	if subnets == nil {
 		subnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}
 	}
@@ -154,7 +154,7 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 		size = 8
 	}
 	ip := &awsec2.InstanceProps{
-		Vpc:           props.Vpc,
+		Vpc:           props.VPC,
 		VpcSubnets:    subnets,
 		SecurityGroup: props.SecurityGroup,
 		InstanceType:  it,
@@ -177,7 +177,7 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 	d.inst = awsec2.NewInstance(d, jsii.String(id), ip)
 
 	if props.Lock {
-		l, err := lock.ForInstance(d, "lock", d.inst, role, props.Vpc)
+		l, err := lock.ForInstance(d, "lock", d.inst, role, props.VPC)
 		if err != nil {
 			return nil, fmt.Errorf("defender %q: %w", id, err)
 		}

@@ -11,7 +11,7 @@ func TestPropsValidationNamesTheField(t *testing.T) {
 		props Props
 		want  string
 	}{
-		{"a VPC is required", Props{}, "Props.Vpc"},
+		{"a VPC is required", Props{}, "Props.VPC"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -53,11 +53,11 @@ const Package = "github.com/defenders-cdk/defenders/lambda/detector"
 
 // Environment variables the construct sets and the Lambda reads.
 const (
-	EnvTopicArn      = contract.EnvTopicARN
+	EnvTopicARN      = contract.EnvTopicARN
 	EnvDLQURL        = contract.EnvDLQURL
 	EnvDedupeWindow  = contract.EnvDedupeWindow
 	EnvInventoryTTL  = contract.EnvInventoryTTL
-	EnvSelfRoleArn   = contract.EnvSelfRoleARN
+	EnvSelfRoleARN   = contract.EnvSelfRoleARN
 	EnvRegions       = contract.EnvRegions
 	MetricsNamespace = contract.DetectorMetricsNamespace
 )
@@ -273,11 +273,11 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	d.dlq.GrantSendMessages(role) // alerts that failed every publish attempt
 
 	env := map[string]*string{
-		EnvTopicArn:     d.topic.TopicArn(),
+		EnvTopicARN:     d.topic.TopicArn(),
 		EnvDLQURL:       d.dlq.QueueUrl(),
 		EnvDedupeWindow: jsii.String(dedupe.String()),
 		EnvInventoryTTL: jsii.String(ttl.String()),
-		EnvSelfRoleArn:  role.RoleArn(),
+		EnvSelfRoleARN:  role.RoleArn(),
 	}
 	if len(props.Regions) > 0 {
 		env[EnvRegions] = jsii.String(strings.Join(props.Regions, ","))

@@ -81,12 +81,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/review"
 )
 
 // ExemptMetadataKey is the Metadata key lock.Exempt used to write on a role (kept equal to
 // review.ExemptKey, which the review still reads as an acknowledgement of DEF-LOCK-1).
-const ExemptMetadataKey = review.ExemptKey
+const ExemptMetadataKey = contract.ExemptMetadataKey
 
 // Finding is one problem found by the guard.
 type Finding struct {

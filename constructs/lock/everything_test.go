@@ -107,7 +107,7 @@ func modesApp(t *testing.T) *cdktest.Assembly {
 		eip := w.instance(w.stack, "Eip", awsec2.SubnetType_PUBLIC, nil)
 		nat := w.instance(w.stack, "Worker", awsec2.SubnetType_PRIVATE_WITH_EGRESS, nil)
 		iso := w.instance(w.stack, "Vault", awsec2.SubnetType_PRIVATE_ISOLATED, nil)
-		for c, m := range map[constructs.IConstruct]lock.Mode{eip: lock.ElasticIP, nat: lock.NatEgress, iso: lock.VpcEndpointsOnly} {
+		for c, m := range map[constructs.IConstruct]lock.Mode{eip: lock.ElasticIP, nat: lock.NATEgress, iso: lock.VPCEndpointsOnly} {
 			if err := lock.Everything(c, &lock.Options{Mode: m}); err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func modesApp(t *testing.T) *cdktest.Assembly {
 			InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")), MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil),
 			RequireImdsv2: jsii.Bool(true),
 		})
-		if err := lock.Everything(asg, &lock.Options{Mode: lock.NatEgress}); err != nil {
+		if err := lock.Everything(asg, &lock.Options{Mode: lock.NATEgress}); err != nil {
 			t.Fatal(err)
 		}
 		asm = cdktest.Synth(t, w.app)
@@ -293,11 +293,11 @@ func TestOptionsAndExemptionsAreValidated(t *testing.T) {
 		if err := lock.Everything(w.app, &lock.Options{Mode: "everywhere"}); err == nil || !strings.Contains(err.Error(), "everywhere") {
 			t.Errorf("unknown mode: err = %v", err)
 		}
-		if err := lock.Everything(w.app, &lock.Options{Mode: lock.NatEgress, NatIPs: []string{"0.0.0.0/0"}}); err == nil {
-			t.Errorf("NatIPs 0.0.0.0/0 accepted")
+		if err := lock.Everything(w.app, &lock.Options{Mode: lock.NATEgress, NATIPs: []string{"0.0.0.0/0"}}); err == nil {
+			t.Errorf("NATIPs 0.0.0.0/0 accepted")
 		}
-		if err := lock.Everything(w.app, &lock.Options{Mode: lock.ElasticIP, NatIPs: []string{"198.51.100.1"}}); err == nil {
-			t.Errorf("NatIPs accepted outside NAT mode")
+		if err := lock.Everything(w.app, &lock.Options{Mode: lock.ElasticIP, NATIPs: []string{"198.51.100.1"}}); err == nil {
+			t.Errorf("NATIPs accepted outside NAT mode")
 		}
 		inst := w.instance(w.stack, "I", awsec2.SubnetType_PUBLIC, nil)
 		if err := lock.Exempt(inst, "  "); err == nil {

@@ -64,9 +64,9 @@ type Props struct {
 	// than 10 of the account's quota unreserved; a new account's quota is 10). The locker's
 	// writes are idempotent and converge, so concurrent runs are safe without a cap.
 	ReservedConcurrency int
-	// AlarmTopicArn receives the alarms (errors, fallback locks, dead letters). Default: none
+	// AlarmTopicARN receives the alarms (errors, fallback locks, dead letters). Default: none
 	// (the alarms still show in the CloudWatch console). The app passes the detector's topic.
-	AlarmTopicArn string
+	AlarmTopicARN string
 	// Lockdown makes the function lock its own credentials to the address AWS sees for it
 	// (internal/lockdown). Default false.
 	Lockdown bool
@@ -107,8 +107,8 @@ func (p *Props) Validate() error {
 	return nil
 }
 
-// ManagedRoleArn is the ARN pattern of the roles the locker may write, in stack's account.
-func ManagedRoleArn(stack awscdk.Stack, path string) *string {
+// ManagedRoleARN is the ARN pattern of the roles the locker may write, in stack's account.
+func ManagedRoleARN(stack awscdk.Stack, path string) *string {
 	return awscdk.Fn_Join(jsii.String(""), &[]*string{
 		jsii.String("arn:"), stack.Partition(), jsii.String(":iam::"), stack.Account(), jsii.String(":role" + path + "*"),
 	})
@@ -144,7 +144,7 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	l.dlq = golambda.NewDeadLetterQueue(l, "DeadLetters")
 	logs := golambda.NewLogGroup(l, "Logs")
 	role, lockEnv := golambda.NewRole(l, "Role", "Defenders locker: rewrites the lock of roles under "+path, props.Lockdown)
-	managed := ManagedRoleArn(stack, path)
+	managed := ManagedRoleARN(stack, path)
 	for _, st := range []*awsiam.PolicyStatementProps{
 		{
 			Sid:       jsii.String("WriteOwnLogs"), // structured logs and embedded metrics
@@ -240,8 +240,8 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 		golambda.NewAlarm(l, "DeadLetterAlarm", "Locker events are in the dead-letter queue",
 			l.dlq.MetricApproximateNumberOfMessagesVisible(nil)),
 	}
-	if props.AlarmTopicArn != "" {
-		action := awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(l, jsii.String("AlarmTopic"), jsii.String(props.AlarmTopicArn)))
+	if props.AlarmTopicARN != "" {
+		action := awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(l, jsii.String("AlarmTopic"), jsii.String(props.AlarmTopicARN)))
 		for _, a := range alarms {
 			a.AddAlarmAction(action)
 		}

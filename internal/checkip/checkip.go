@@ -22,6 +22,10 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // DefaultURL is the AWS checkip service. It answers a GET with the caller's
@@ -48,10 +52,10 @@ const UserAgent = "defenders-checkip"
 
 // ContextKey is the CDK context key that overrides the lookup. Its value is
 // parsed by ParseCIDRs.
-const ContextKey = "defenders:sshCidr"
+const ContextKey = contract.KeySSHCIDR
 
 // ContextKeyURL is the CDK context key that names the lookup endpoint (DefaultURL when unset).
-const ContextKeyURL = "defenders:checkipUrl"
+const ContextKeyURL = contract.KeyCheckipURL
 
 // Values of Resolution.Source.
 const (
@@ -256,14 +260,12 @@ func requestError(ctx context.Context, what, limit string, err error) error {
 // An IPv4-mapped IPv6 address is unmapped to plain IPv4, also with a note.
 // Addresses with an IPv6 zone are rejected.
 //
-// The chosen address must be public. ErrNotPublic is returned for the
-// unspecified, loopback, link-local, multicast and private addresses
-// (RFC 1918 and the IPv6 unique-local range fc00::/7), for the shared
-// (carrier-grade NAT) address space 100.64.0.0/10, which is never your
-// public address, for 0.0.0.0/8 ("this network") and for the reserved range
-// 240.0.0.0/4 (including broadcast). The documentation ranges 192.0.2.0/24,
-// 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32 are deliberately
-// ACCEPTED, because tests and documentation use them.
+// The chosen address must be public as lockpolicy.NonPublicReason defines
+// it, the one definition the lock uses too; otherwise ErrNotPublic names
+// the reason (a private, shared-space, loopback, reserved... address). The
+// documentation ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and
+// 2001:db8::/32 are deliberately ACCEPTED, because tests and documentation
+// use them.
 //
 // On success the prefix covers exactly one address: /32 for IPv4, /128 for
 // IPv6.
@@ -312,42 +314,10 @@ func parseBody(body []byte) (netip.Prefix, string, error) {
 		notes = append(notes, fmt.Sprintf("the IPv4-mapped IPv6 address %s was treated as the IPv4 address %s", addr, addr.Unmap()))
 		addr = addr.Unmap()
 	}
-	if reason := nonPublicReason(addr); reason != "" {
+	if reason := lockpolicy.NonPublicReason(addr); reason != "" {
 		return netip.Prefix{}, "", fmt.Errorf("%w: %s is %s", ErrNotPublic, addr, reason)
 	}
 	return netip.PrefixFrom(addr, addr.BitLen()), strings.Join(notes, "; "), nil
-}
-
-var (
-	sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
-	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
-	reserved4   = netip.MustParsePrefix("240.0.0.0/4")
-)
-
-// nonPublicReason says why a is not a public internet address, or returns
-// "" if it is. a must not be IPv4-mapped.
-func nonPublicReason(a netip.Addr) string {
-	switch {
-	case a.IsUnspecified():
-		return "the unspecified address"
-	case a.IsLoopback():
-		return "a loopback address"
-	case a.IsLinkLocalUnicast():
-		return "a link-local address"
-	case a.IsMulticast():
-		return "a multicast address"
-	case a.IsPrivate() && a.Is4():
-		return "a private (RFC 1918) address"
-	case a.IsPrivate():
-		return "a unique local (fc00::/7) address, i.e. private"
-	case sharedSpace.Contains(a):
-		return "in the shared address space 100.64.0.0/10 (carrier-grade NAT), not your public address"
-	case thisNetwork.Contains(a):
-		return `in 0.0.0.0/8 ("this network")`
-	case reserved4.Contains(a):
-		return "in the reserved range 240.0.0.0/4"
-	}
-	return ""
 }
 
 // snippet quotes s for an error message, truncated to a readable length.

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 func FuzzParseBody(f *testing.F) {
@@ -33,8 +35,8 @@ func FuzzParseBody(f *testing.F) {
 			t.Fatalf("ParseBody(%q) = %v, want a full-length (single-address) prefix", body, p)
 		case a.Zone() != "" || a.Is4In6():
 			t.Fatalf("ParseBody(%q) = %v, which has a zone or is IPv4-mapped", body, p)
-		case nonPublicReason(a) != "":
-			t.Fatalf("ParseBody(%q) = %v, which is %s", body, p, nonPublicReason(a))
+		case lockpolicy.NonPublicReason(a) != "":
+			t.Fatalf("ParseBody(%q) = %v, which is %s", body, p, lockpolicy.NonPublicReason(a))
 		}
 		// The canonical form must parse back to the same prefix without a note.
 		q, note2, err := ParseBody([]byte(a.String()))

@@ -72,3 +72,40 @@ var BuildEnv = []string{"CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOWORK=off"}
 
 // LambdaPlatform is GOOS and GOARCH of the deployed Lambdas (Graviton).
 var LambdaPlatform = []string{"GOOS=linux", "GOARCH=arm64"}
+
+// Metadata keys on CloudFormation resources, written by the constructs and read by the review
+// (and so by the guard).
+const (
+	// AcknowledgeMetadataKey holds a resource's acknowledgements: a list of
+	// {"rule": "DEF-...", "reason": "..."}.
+	AcknowledgeMetadataKey = "defenders:acknowledge"
+	// ExemptMetadataKey is the older form of an acknowledgement of DEF-LOCK-1 on a role: the
+	// reason as a string. lock.Exempt still writes it next to the acknowledgement.
+	ExemptMetadataKey = "defenders:exempt"
+)
+
+// The app's context keys: every setting a user can change has one name, prefixed
+// ContextNamespace (the README lists them; stacks.KnownKeys is the set the app accepts).
+const (
+	ContextNamespace = "defenders:"
+
+	KeySSHCIDR                     = "defenders:sshCidr"
+	KeyCheckipURL                  = "defenders:checkipUrl"
+	KeyPrefix                      = "defenders:prefix"
+	KeyMaxAzs                      = "defenders:maxAzs"
+	KeyNATGateways                 = "defenders:natGateways"
+	KeyInstanceType                = "defenders:instanceType"
+	KeyManagedPolicies             = "defenders:managedPolicies"
+	KeyDetector                    = "defenders:detector"
+	KeyAlertEmail                  = "defenders:alertEmail"
+	KeyTrailLogGroup               = "defenders:trailLogGroup"
+	KeyDetectorRegions             = "defenders:detectorRegions"
+	KeyDetectorReservedConcurrency = "defenders:detectorReservedConcurrency"
+	KeyLocker                      = "defenders:locker"
+	KeyLockerReservedConcurrency   = "defenders:lockerReservedConcurrency"
+	KeyLockdown                    = "defenders:lockdown"
+)
+
+// RuleUnlockedRole is the review's rule "EC2 role without a lock" (internal/review's catalogue):
+// lock.Exempt acknowledges it on the exempted role.
+const RuleUnlockedRole = "DEF-LOCK-1"

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // VerdictKind is the outcome of checking one instance-session record.
@@ -90,7 +91,8 @@ func Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdict {
 // to come from (inst, if found).
 //
 // The call is OK when sourceIPAddress is one of the instance's public
-// addresses (public IPv4, Elastic IPs, IPv6), one of the public addresses
+// addresses (public IPv4, Elastic IPs, IPv6, delegated IPv6 prefixes:
+// exactly what the instance role's lock admits), one of the public addresses
 // of the NAT gateways in its VPC, or in TrustedSourcePrefixes.
 //
 // It is also OK when it came through a VPC endpoint of the instance's own
@@ -131,7 +133,7 @@ func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdi
 	}
 	if src.IsValid() {
 		switch {
-		case slices.Contains(inst.PublicIPs, src):
+		case inst.HasPublicIP(src):
 			v.Reason = "source is a public address of the instance"
 			return v
 		case slices.Contains(inst.NATIPs, src):
@@ -142,7 +144,7 @@ func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdi
 			return v
 		}
 	}
-	private := src.IsValid() && (isPrivate(src) || inst.HasPrivateIP(src))
+	private := src.IsValid() && (lockpolicy.IsPrivateNetwork(src) || inst.HasPrivateIP(src))
 	if ep := rec.VPCEndpointID; ep != "" {
 		own := slices.Contains(inst.VPCEndpointIDs, ep) || slices.Contains(p.TrustedVPCEndpoints, ep)
 		switch {
@@ -191,14 +193,6 @@ func (p *Policy) trustedSource(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// isPrivate reports whether a is an address that only means something
-// inside a private network.
-func isPrivate(a netip.Addr) bool {
-	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || cgnat.Contains(a)
 }
 
 // accountOf returns the account the credentials belong to.

@@ -22,8 +22,13 @@ type Instance struct {
 	Region string
 	// PublicIPs are the addresses the instance reaches AWS APIs from
 	// directly: the public IPv4 addresses and Elastic IPs of all its network
-	// interfaces, and their IPv6 addresses.
+	// interfaces, and their IPv6 addresses (ec2addr.Addresses.Public, what
+	// the instance role's lock admits).
 	PublicIPs []netip.Addr
+	// PublicPrefixes are the public IPv6 prefixes delegated to the
+	// instance's network interfaces, whose addresses the instance may call
+	// from too (ec2addr.Addresses.PublicPrefixes, which the lock admits).
+	PublicPrefixes []netip.Prefix
 	// NATIPs are the public addresses of the NAT gateways in the instance's
 	// VPC (the instance's traffic may leave through any of them).
 	NATIPs []netip.Addr
@@ -37,6 +42,21 @@ type Instance struct {
 	// VPCEndpointIDs are the ids of the VPC endpoints (interface and
 	// gateway) in the instance's VPC.
 	VPCEndpointIDs []string
+}
+
+// HasPublicIP reports whether a is one of the instance's public addresses
+// or inside one of its public delegated prefixes.
+func (in *Instance) HasPublicIP(a netip.Addr) bool {
+	a = a.Unmap()
+	if slices.Contains(in.PublicIPs, a) {
+		return true
+	}
+	for _, p := range in.PublicPrefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // HasPrivateIP reports whether a is one of the instance's private

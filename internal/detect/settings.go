@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ type Settings struct {
 	DedupeWindow time.Duration // negative: deduplication disabled
 	InventoryTTL time.Duration
 	SelfRoleARN  string
-	Lockdown     bool
+	Lockdown     bool     // EnvLockdown, read by contract.ParseBool
 	Region       string   // the function's region ("" here: the SDK configuration's)
 	Regions      []string // EnvRegions, nil for every enabled region
 }
@@ -101,13 +100,11 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			return Settings{}, fmt.Errorf("detector: %s=%q names no region", EnvRegions, v)
 		}
 	}
-	if v := get(EnvLockdown); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Settings{}, fmt.Errorf("detector: %s=%q is not a boolean", EnvLockdown, v)
-		}
-		s.Lockdown = b
+	lockdown, err := contract.ParseBool(EnvLockdown, get(EnvLockdown))
+	if err != nil {
+		return Settings{}, fmt.Errorf("detector: %w", err)
 	}
+	s.Lockdown = lockdown
 	return s, nil
 }
 

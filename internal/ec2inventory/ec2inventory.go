@@ -7,12 +7,14 @@
 // simply leaves unknown ids out of the answer, which is exactly "not found"
 // for the ids concerned and lets one call serve up to 200 ids.
 //
-// From each instance it collects every address the instance may call AWS
-// from or be seen with: the public IPv4 address (and carrier or
-// customer-owned address) of every network interface association, Elastic
-// IPs included (an Elastic IP is an association), on the primary and the
-// secondary private addresses; every IPv6 address; every private address;
-// delegated IPv4 and IPv6 prefixes; and the VPC id.
+// From each instance it collects, with ec2addr.Of (the reading the locker
+// uses for the lock), every address the instance may call AWS from or be
+// seen with: the public IPv4 address of every network interface
+// association, Elastic IPs included (an Elastic IP is an association), on
+// the primary and the secondary private addresses; every IPv6 address and
+// delegated IPv6 prefix; every private address; delegated IPv4 prefixes;
+// and the VPC id. Carrier (Wavelength) and customer-owned (Outposts)
+// addresses are not the instance's: its lock does not admit them.
 //
 // What depends on the VPC rather than on the instance, the public addresses
 // of the VPC's available NAT gateways (DescribeNatGateways) and the ids of
@@ -49,6 +51,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/defenders-cdk/defenders/internal/detect"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy/ec2addr"
 )
 
 // API is the part of the EC2 client the inventory uses. *ec2.Client
@@ -283,38 +286,19 @@ func call[T any](ctx context.Context, inv *Inventory, counter *int, f func(conte
 	return res, nil
 }
 
-// convert extracts the addresses of an instance.
+// convert extracts the addresses of an instance with ec2addr.Of, the
+// reading the locker uses for the instance role's lock, so that the
+// detector accepts a call from exactly the public addresses a lock admits.
 func convert(inst *types.Instance) detect.Instance {
-	in := detect.Instance{
-		ID:    aws.ToString(inst.InstanceId),
-		VpcID: aws.ToString(inst.VpcId),
+	a := ec2addr.Of(*inst)
+	return detect.Instance{
+		ID:              aws.ToString(inst.InstanceId),
+		VpcID:           a.VPC,
+		PublicIPs:       a.Public,
+		PublicPrefixes:  a.PublicPrefixes,
+		PrivateIPs:      a.Private,
+		PrivatePrefixes: a.DelegatedPrefixes,
 	}
-	addPublic(&in, inst.PublicIpAddress)
-	addPublic(&in, inst.Ipv6Address)
-	addPrivate(&in, inst.PrivateIpAddress)
-	for i := range inst.NetworkInterfaces {
-		ni := &inst.NetworkInterfaces[i]
-		if in.VpcID == "" {
-			in.VpcID = aws.ToString(ni.VpcId)
-		}
-		addAssociation(&in, ni.Association)
-		addPrivate(&in, ni.PrivateIpAddress)
-		for j := range ni.PrivateIpAddresses {
-			p := &ni.PrivateIpAddresses[j]
-			addPrivate(&in, p.PrivateIpAddress)
-			addAssociation(&in, p.Association)
-		}
-		for _, v6 := range ni.Ipv6Addresses {
-			addPublic(&in, v6.Ipv6Address)
-		}
-		for _, p := range ni.Ipv4Prefixes {
-			addPrefix(&in, p.Ipv4Prefix)
-		}
-		for _, p := range ni.Ipv6Prefixes {
-			addPrefix(&in, p.Ipv6Prefix)
-		}
-	}
-	return in
 }
 
 // parse parses an address; ok is false for a missing or invalid one.
@@ -327,46 +311,6 @@ func parse(s *string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
-}
-
-// addPublic adds a public address (once).
-func addPublic(in *detect.Instance, s *string) {
-	if a, ok := parse(s); ok && !slices.Contains(in.PublicIPs, a) {
-		in.PublicIPs = append(in.PublicIPs, a)
-	}
-}
-
-// addPrivate adds a private address (once).
-func addPrivate(in *detect.Instance, s *string) {
-	if a, ok := parse(s); ok && !slices.Contains(in.PrivateIPs, a) {
-		in.PrivateIPs = append(in.PrivateIPs, a)
-	}
-}
-
-// addAssociation adds the addresses of a network interface association:
-// the public IPv4 address or Elastic IP, and the carrier (Wavelength) or
-// customer-owned (Outposts) address.
-func addAssociation(in *detect.Instance, as *types.InstanceNetworkInterfaceAssociation) {
-	if as == nil {
-		return
-	}
-	addPublic(in, as.PublicIp)
-	addPublic(in, as.CarrierIp)
-	addPublic(in, as.CustomerOwnedIp)
-}
-
-// addPrefix adds a delegated prefix (once).
-func addPrefix(in *detect.Instance, s *string) {
-	if s == nil {
-		return
-	}
-	p, err := netip.ParsePrefix(*s)
-	if err != nil {
-		return
-	}
-	if p = p.Masked(); !slices.Contains(in.PrivatePrefixes, p) {
-		in.PrivatePrefixes = append(in.PrivatePrefixes, p)
-	}
 }
 
 // vpcInfo returns the VPC data of vpcIDs, from the cache when fresh and

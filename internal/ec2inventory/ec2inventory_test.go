@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,24 +20,21 @@ import (
 	ctt "github.com/defenders-cdk/defenders/internal/cloudtrail/cloudtrailtest"
 	"github.com/defenders-cdk/defenders/internal/detect"
 	"github.com/defenders-cdk/defenders/internal/ec2inventory"
+	"github.com/defenders-cdk/defenders/internal/lambdatest"
 )
 
-// fakeEC2 is an in-memory EC2 that applies the filters the inventory uses
-// and records every call.
+// fakeEC2 is the tests' one EC2 fake, lambdatest.EC2, with what these
+// tests assert of every DescribeInstances call: the inventory filters by
+// instance-id, at most MaxFilterValues ids a call, instead of passing
+// InstanceIds (which EC2 refuses as a whole when one id is unknown).
+// nilOutput makes DescribeInstances and DescribeRegions answer neither
+// output nor error.
 type fakeEC2 struct {
-	mu        sync.Mutex
-	instances []types.Instance
-	nats      []types.NatGateway
-	endpoints []types.VpcEndpoint
-	pageSize  int // instances per DescribeInstances page (0: all)
-
-	errInstances, errNATs, errEndpoints error
-	nilOutput                           bool
-
-	instanceCalls []*ec2.DescribeInstancesInput
-	natCalls      []*ec2.DescribeNatGatewaysInput
-	endpointCalls []*ec2.DescribeVpcEndpointsInput
+	*lambdatest.EC2
+	nilOutput bool
 }
+
+func newFakeEC2() *fakeEC2 { return &fakeEC2{EC2: &lambdatest.EC2{}} }
 
 func filterValues(fs []types.Filter, name string) ([]string, bool) {
 	for _, f := range fs {
@@ -49,92 +45,36 @@ func filterValues(fs []types.Filter, name string) ([]string, bool) {
 	return nil, false
 }
 
-func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.instanceCalls = append(f.instanceCalls, in)
-	if f.errInstances != nil {
-		return nil, f.errInstances
-	}
-	if f.nilOutput {
-		return nil, nil
-	}
+func (f *fakeEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	out, err := f.EC2.DescribeInstances(ctx, in, optFns...)
 	if len(in.InstanceIds) > 0 {
 		return nil, errors.New("InvalidInstanceID.NotFound: the inventory must filter, not pass InstanceIds")
 	}
-	ids, ok := filterValues(in.Filters, "instance-id")
-	if !ok || len(ids) > ec2inventory.MaxFilterValues {
+	if ids, ok := filterValues(in.Filters, "instance-id"); !ok || len(ids) > ec2inventory.MaxFilterValues {
 		return nil, fmt.Errorf("bad instance-id filter: %v", in.Filters)
 	}
-	var match []types.Instance
-	for _, i := range f.instances {
-		if slices.Contains(ids, aws.ToString(i.InstanceId)) {
-			match = append(match, i)
-		}
-	}
-	start := 0
-	if t := aws.ToString(in.NextToken); t != "" {
-		start, _ = strconv.Atoi(t)
-	}
-	end := len(match)
-	if f.pageSize > 0 {
-		end = min(start+f.pageSize, len(match))
-	}
-	out := &ec2.DescribeInstancesOutput{}
-	for _, i := range match[start:end] {
-		out.Reservations = append(out.Reservations, types.Reservation{Instances: []types.Instance{i}})
-	}
-	if end < len(match) {
-		out.NextToken = aws.String(strconv.Itoa(end))
+	if err != nil || f.nilOutput {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (f *fakeEC2) DescribeNatGateways(_ context.Context, in *ec2.DescribeNatGatewaysInput, _ ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.natCalls = append(f.natCalls, in)
-	if f.errNATs != nil {
-		return nil, f.errNATs
-	}
-	vpcs, _ := filterValues(in.Filter, "vpc-id")
-	states, hasState := filterValues(in.Filter, "state")
-	out := &ec2.DescribeNatGatewaysOutput{}
-	for _, n := range f.nats {
-		if slices.Contains(vpcs, aws.ToString(n.VpcId)) && (!hasState || slices.Contains(states, string(n.State))) {
-			out.NatGateways = append(out.NatGateways, n)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeEC2) DescribeVpcEndpoints(_ context.Context, in *ec2.DescribeVpcEndpointsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.endpointCalls = append(f.endpointCalls, in)
-	if f.errEndpoints != nil {
-		return nil, f.errEndpoints
-	}
-	vpcs, _ := filterValues(in.Filters, "vpc-id")
-	out := &ec2.DescribeVpcEndpointsOutput{}
-	for _, e := range f.endpoints {
-		if slices.Contains(vpcs, aws.ToString(e.VpcId)) {
-			out.VpcEndpoints = append(out.VpcEndpoints, e)
-		}
+func (f *fakeEC2) DescribeRegions(ctx context.Context, in *ec2.DescribeRegionsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+	out, err := f.EC2.DescribeRegions(ctx, in, optFns...)
+	if err != nil || f.nilOutput {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f *fakeEC2) calls() (instances, nats, endpoints int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.instanceCalls), len(f.natCalls), len(f.endpointCalls)
+	return f.Calls("DescribeInstances"), f.Calls("DescribeNatGateways"), f.Calls("DescribeVpcEndpoints")
 }
 
 func (f *fakeEC2) setErrors(inst, nat, ep error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.errInstances, f.errNATs, f.errEndpoints = inst, nat, ep
+	f.SetError("DescribeInstances", inst)
+	f.SetError("DescribeNatGateways", nat)
+	f.SetError("DescribeVpcEndpoints", ep)
 }
 
 // theInstance is the fixture instance as EC2 describes it: a primary ENI
@@ -179,39 +119,41 @@ func theInstance() types.Instance {
 }
 
 func world() *fakeEC2 {
-	return &fakeEC2{
-		instances: []types.Instance{
-			theInstance(),
-			{
-				InstanceId:       aws.String(ctt.OldInstanceID),
-				VpcId:            aws.String("vpc-0ld00000"),
-				PublicIpAddress:  aws.String("198.51.100.77"),
-				PrivateIpAddress: aws.String("10.0.2.44"),
-				State:            &types.InstanceState{Name: types.InstanceStateNameStopping},
-			},
-			{
-				InstanceId:      aws.String("i-0dead0000000000001"),
-				VpcId:           aws.String(ctt.VpcID),
-				PublicIpAddress: aws.String("198.51.100.200"),
-				State:           &types.InstanceState{Name: types.InstanceStateNameTerminated},
-			},
+	f := newFakeEC2()
+	for _, in := range []types.Instance{
+		theInstance(),
+		{
+			InstanceId:       aws.String(ctt.OldInstanceID),
+			VpcId:            aws.String("vpc-0ld00000"),
+			PublicIpAddress:  aws.String("198.51.100.77"),
+			PrivateIpAddress: aws.String("10.0.2.44"),
+			State:            &types.InstanceState{Name: types.InstanceStateNameStopping},
 		},
-		nats: []types.NatGateway{
-			{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateAvailable,
-				NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String(ctt.NATIP), PrivateIp: aws.String("10.0.0.5")}}},
-			{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateAvailable, // a private NAT gateway
-				NatGatewayAddresses: []types.NatGatewayAddress{{PrivateIp: aws.String("10.0.0.6")}}},
-			{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateDeleted,
-				NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String("192.0.2.99")}}},
-			{VpcId: aws.String("vpc-0other000000000"), State: types.NatGatewayStateAvailable,
-				NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String("192.0.2.77")}}},
+		{
+			InstanceId:      aws.String("i-0dead0000000000001"),
+			VpcId:           aws.String(ctt.VpcID),
+			PublicIpAddress: aws.String("198.51.100.200"),
+			State:           &types.InstanceState{Name: types.InstanceStateNameTerminated},
 		},
-		endpoints: []types.VpcEndpoint{
-			{VpcId: aws.String(ctt.VpcID), VpcEndpointId: aws.String(ctt.OwnEndpoint), State: types.StateAvailable},
-			{VpcId: aws.String(ctt.VpcID), VpcEndpointId: aws.String("vpce-0s3gateway0000001"), State: types.StateAvailable},
-			{VpcId: aws.String("vpc-0other000000000"), VpcEndpointId: aws.String(ctt.ForeignEndpoint)},
-		},
+	} {
+		f.PutInstance(in)
 	}
+	f.AddNatGateway([]types.NatGateway{
+		{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateAvailable,
+			NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String(ctt.NATIP), PrivateIp: aws.String("10.0.0.5")}}},
+		{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateAvailable, // a private NAT gateway
+			NatGatewayAddresses: []types.NatGatewayAddress{{PrivateIp: aws.String("10.0.0.6")}}},
+		{VpcId: aws.String(ctt.VpcID), State: types.NatGatewayStateDeleted,
+			NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String("192.0.2.99")}}},
+		{VpcId: aws.String("vpc-0other000000000"), State: types.NatGatewayStateAvailable,
+			NatGatewayAddresses: []types.NatGatewayAddress{{PublicIp: aws.String("192.0.2.77")}}},
+	}...)
+	f.AddVpcEndpoint([]types.VpcEndpoint{
+		{VpcId: aws.String(ctt.VpcID), VpcEndpointId: aws.String(ctt.OwnEndpoint), State: types.StateAvailable},
+		{VpcId: aws.String(ctt.VpcID), VpcEndpointId: aws.String("vpce-0s3gateway0000001"), State: types.StateAvailable},
+		{VpcId: aws.String("vpc-0other000000000"), VpcEndpointId: aws.String(ctt.ForeignEndpoint)},
+	}...)
+	return f
 }
 
 func addrs(ss ...string) []netip.Addr {
@@ -237,6 +179,7 @@ func TestLookup(t *testing.T) {
 				ID:              ctt.InstanceID,
 				VpcID:           ctt.VpcID,
 				PublicIPs:       addrs(ctt.PublicIP, ctt.PublicIPv6, ctt.ElasticIP),
+				PublicPrefixes:  []netip.Prefix{netip.MustParsePrefix("2001:db8:1:2:a::/80")},
 				NATIPs:          addrs(ctt.NATIP),
 				PrivateIPs:      addrs(ctt.PrivateIP, "10.0.1.11", "10.0.1.12"),
 				PrivatePrefixes: []netip.Prefix{netip.MustParsePrefix("10.0.1.48/28"), netip.MustParsePrefix("2001:db8:1:2:a::/80")},
@@ -272,12 +215,12 @@ func TestLookup(t *testing.T) {
 			if found && fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("instance\n got %+v\nwant %+v", got, tt.want)
 			}
-			for _, in := range api.instanceCalls {
+			for _, in := range api.DescribeInstancesInputs() {
 				if len(in.InstanceIds) != 0 {
 					t.Errorf("DescribeInstances used InstanceIds %v", in.InstanceIds)
 				}
 			}
-			for _, in := range api.natCalls {
+			for _, in := range api.DescribeNatGatewaysInputs() {
 				if st, _ := filterValues(in.Filter, "state"); !slices.Equal(st, []string{"available"}) {
 					t.Errorf("DescribeNatGateways state filter = %v", st)
 				}
@@ -300,7 +243,7 @@ func TestLookupMany(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := world()
-			api.pageSize = tt.pageSize
+			api.SetPageSize(tt.pageSize)
 			inv := ec2inventory.New(api, ec2inventory.Options{})
 			ids := []string{ctt.InstanceID, ctt.OldInstanceID, ctt.InstanceID} // a duplicate
 			for i := range tt.ids - 2 {
@@ -318,7 +261,7 @@ func TestLookupMany(t *testing.T) {
 				t.Errorf("calls: DescribeInstances %d (want %d), DescribeNatGateways %d, DescribeVpcEndpoints %d (want 1 each: VPCs are described together)",
 					inst, tt.wantInstCalls, nats, eps)
 			}
-			if vpcs, _ := filterValues(api.natCalls[0].Filter, "vpc-id"); len(vpcs) != 2 {
+			if vpcs, _ := filterValues(api.DescribeNatGatewaysInputs()[0].Filter, "vpc-id"); len(vpcs) != 2 {
 				t.Errorf("NAT vpc-id filter = %v, want both VPCs", vpcs)
 			}
 		})
@@ -414,9 +357,9 @@ func TestErrors(t *testing.T) {
 		setup     func(*fakeEC2)
 		wantInErr string
 	}{
-		{name: "DescribeInstances fails", setup: func(f *fakeEC2) { f.errInstances = errThrottled }, wantInErr: "DescribeInstances"},
-		{name: "DescribeNatGateways fails", setup: func(f *fakeEC2) { f.errNATs = errThrottled }, wantInErr: "DescribeNatGateways"},
-		{name: "DescribeVpcEndpoints fails", setup: func(f *fakeEC2) { f.errEndpoints = errThrottled }, wantInErr: "DescribeVpcEndpoints"},
+		{name: "DescribeInstances fails", setup: func(f *fakeEC2) { f.SetError("DescribeInstances", errThrottled) }, wantInErr: "DescribeInstances"},
+		{name: "DescribeNatGateways fails", setup: func(f *fakeEC2) { f.SetError("DescribeNatGateways", errThrottled) }, wantInErr: "DescribeNatGateways"},
+		{name: "DescribeVpcEndpoints fails", setup: func(f *fakeEC2) { f.SetError("DescribeVpcEndpoints", errThrottled) }, wantInErr: "DescribeVpcEndpoints"},
 		{name: "no output", setup: func(f *fakeEC2) { f.nilOutput = true }, wantInErr: "no output"},
 	}
 	for _, tt := range tests {
@@ -490,11 +433,11 @@ func TestPrefetch(t *testing.T) {
 }
 
 func BenchmarkLookupMany200(b *testing.B) {
-	api := &fakeEC2{}
+	api := newFakeEC2()
 	for i := range 200 {
 		in := theInstance()
 		in.InstanceId = aws.String(fmt.Sprintf("i-0%016x", i))
-		api.instances = append(api.instances, in)
+		api.PutInstance(in)
 	}
 	ids := make([]string, 200)
 	for i := range ids {

@@ -7,29 +7,20 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
 	ctt "github.com/defenders-cdk/defenders/internal/cloudtrail/cloudtrailtest"
 	"github.com/defenders-cdk/defenders/internal/detect"
 	"github.com/defenders-cdk/defenders/internal/ec2inventory"
+	"github.com/defenders-cdk/defenders/internal/lambdatest"
 )
 
-// fakeRegions answers DescribeRegions.
-type fakeRegions struct {
-	regions []types.Region
-	err     error
-	nilOut  bool
-	calls   []*ec2.DescribeRegionsInput
-}
-
-func (f *fakeRegions) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
-	f.calls = append(f.calls, in)
-	if f.err != nil || f.nilOut {
-		return nil, f.err
-	}
-	return &ec2.DescribeRegionsOutput{Regions: f.regions}, nil
+// regionsAPI is an EC2 whose DescribeRegions answers regions.
+func regionsAPI(regions ...types.Region) *fakeEC2 {
+	f := newFakeEC2()
+	f.SetRegions(regions...)
+	return f
 }
 
 func region(name, optIn string) types.Region {
@@ -40,20 +31,20 @@ func TestEnabledRegions(t *testing.T) {
 	errThrottled := errors.New("RequestLimitExceeded: Request limit exceeded.")
 	tests := []struct {
 		name    string
-		api     *fakeRegions
+		api     *fakeEC2
 		want    []string
 		wantErr error
 	}{
-		{"the enabled regions are listed sorted", &fakeRegions{regions: []types.Region{
+		{"the enabled regions are listed sorted", regionsAPI([]types.Region{
 			region("us-west-2", "opt-in-not-required"), region("eu-west-1", "opt-in-not-required"),
 			region("af-south-1", "opted-in"), region("us-east-1", "opt-in-not-required"),
-		}}, []string{"af-south-1", "eu-west-1", "us-east-1", "us-west-2"}, nil},
-		{"regions that are not opted in are left out", &fakeRegions{regions: []types.Region{
+		}...), []string{"af-south-1", "eu-west-1", "us-east-1", "us-west-2"}, nil},
+		{"regions that are not opted in are left out", regionsAPI([]types.Region{
 			region("eu-west-1", "opt-in-not-required"), region("me-south-1", "not-opted-in"),
-		}}, []string{"eu-west-1"}, nil},
-		{"a failed call is an error", &fakeRegions{err: errThrottled}, nil, errThrottled},
-		{"an answer without regions is an error", &fakeRegions{}, nil, nil},
-		{"a call without output is an error", &fakeRegions{nilOut: true}, nil, nil},
+		}...), []string{"eu-west-1"}, nil},
+		{"a failed call is an error", func() *fakeEC2 { f := newFakeEC2(); f.SetError("DescribeRegions", errThrottled); return f }(), nil, errThrottled},
+		{"an answer without regions is an error", newFakeEC2(), nil, nil},
+		{"a call without output is an error", &fakeEC2{EC2: &lambdatest.EC2{}, nilOutput: true}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,8 +61,8 @@ func TestEnabledRegions(t *testing.T) {
 			if err != nil || !slices.Equal(got, tt.want) {
 				t.Errorf("regions %v, %v; want %v", got, err, tt.want)
 			}
-			if len(tt.api.calls) != 1 || tt.api.calls[0].AllRegions != nil {
-				t.Errorf("calls %+v, want one without AllRegions", tt.api.calls)
+			if calls := tt.api.DescribeRegionsInputs(); len(calls) != 1 || calls[0].AllRegions != nil {
+				t.Errorf("calls %+v, want one without AllRegions", calls)
 			}
 		})
 	}
@@ -94,15 +85,15 @@ func TestInventoryReportsItsRegion(t *testing.T) {
 func TestCrossRegionDecisions(t *testing.T) {
 	const home, away = "us-east-1", "eu-west-1"
 	apis := map[string]*fakeEC2{
-		home:         {},
+		home:         newFakeEC2(),
 		away:         world(),
-		"us-west-2":  {},
-		"ap-south-1": {},
+		"us-west-2":  newFakeEC2(),
+		"ap-south-1": newFakeEC2(),
 	}
-	regions := &fakeRegions{regions: []types.Region{
+	regions := regionsAPI([]types.Region{
 		region(home, "opt-in-not-required"), region(away, "opt-in-not-required"),
 		region("us-west-2", "opt-in-not-required"), region("ap-south-1", "opt-in-not-required"),
-	}}
+	}...)
 	inventory := func(r string) detect.Inventory {
 		return detect.NewCachedInventory(ec2inventory.New(apis[r], ec2inventory.Options{Region: r}), detect.CacheOptions{})
 	}
@@ -142,7 +133,7 @@ func TestCrossRegionDecisions(t *testing.T) {
 			}
 		})
 	}
-	if n := len(regions.calls); n != 1 {
+	if n := regions.Calls("DescribeRegions"); n != 1 {
 		t.Errorf("%d DescribeRegions calls, want 1", n)
 	}
 	if inst, nats, eps := apis[home].calls(); nats != 0 || eps != 0 || inst == 0 {

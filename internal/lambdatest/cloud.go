@@ -10,6 +10,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // Account is the account id of a Cloud.
@@ -24,10 +29,6 @@ const (
 	// SessionToken is its session token.
 	SessionToken = "lambdatest-assumed-session-token"
 )
-
-// maxRolePolicySize is IAM's quota on a role's inline policies, summed,
-// whitespace not counted.
-const maxRolePolicySize = 10240
 
 // Instance is an EC2 instance of a Cloud.
 type Instance struct {
@@ -81,6 +82,7 @@ type InstanceProfile struct {
 // AssumeRole, DescribeStackResources and DescribeStacks, with the real
 // errors (NoSuchEntity, InvalidInstanceID.NotFound, MalformedPolicyDocument,
 // LimitExceeded, AccessDenied, ValidationError "Stack ... does not exist").
+// Its DescribeInstances is answered by EC2, the tests' one EC2 fake.
 type Cloud struct {
 	// EC2, IAM, STS and CloudFormation are the endpoints; use them to
 	// inject faults and read the calls.
@@ -229,149 +231,81 @@ func (c *Cloud) RolePolicy(role, name string) (string, bool) {
 	return doc, ok
 }
 
-// describeInstances implements ec2:DescribeInstances with InstanceId.N,
-// the filters instance-id, instance-state-name, iam-instance-profile.arn
-// and vpc-id, and paging (see SetPageSize), in the region the request is
-// signed for: instances of other regions are unknown there, and a region
-// that is not enabled refuses the call (see SetRegions).
+// describeInstances implements ec2:DescribeInstances over the wire: an
+// in-memory EC2 answers it (EC2.HandleDescribeInstances) with the
+// instances of the region the request is signed for (instances of other
+// regions are unknown there; a region that is not enabled refuses the
+// call, see SetRegions) and the page size of SetPageSize.
 func (c *Cloud) describeInstances(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkRegion(req); err != nil {
 		return "", err
 	}
-	ids := req.List("InstanceId")
+	region := &EC2{}
+	region.SetPageSize(c.pageSize)
+	ids := make([]string, 0, len(c.instances))
+	for id, inst := range c.instances {
+		if inRegion(inst, req) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
 	for _, id := range ids {
-		if in, ok := c.instances[id]; !ok || !inRegion(in, req) {
-			return "", Errorf(http.StatusBadRequest, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
-		}
+		region.PutInstance(c.sdkInstance(c.instances[id]))
 	}
-	type filter struct {
-		name   string
-		values []string
+	return region.HandleDescribeInstances(req)
+}
+
+// sdkInstance describes an instance as EC2 does: its public address both
+// on the instance and on its primary interface, owned by Amazon. Called
+// with c.mu held.
+func (c *Cloud) sdkInstance(in *Instance) ec2types.Instance {
+	hex := strings.TrimPrefix(in.ID, "i-")
+	out := ec2types.Instance{
+		InstanceId:   aws.String(in.ID),
+		ImageId:      aws.String("ami-0123456789abcdef0"),
+		State:        &ec2types.InstanceState{Code: aws.Int32(int32(stateCodes[in.State])), Name: ec2types.InstanceStateName(in.State)},
+		InstanceType: ec2types.InstanceTypeT4gMicro,
+		LaunchTime:   aws.Time(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 	}
-	var filters []filter
-	for i := 1; ; i++ {
-		p := "Filter." + strconv.Itoa(i)
-		if !req.Form.Has(p + ".Name") {
-			break
-		}
-		f := filter{name: req.Get(p + ".Name"), values: req.List(p + ".Value")}
-		switch f.name {
-		case "instance-id", "instance-state-name", "iam-instance-profile.arn", "vpc-id":
-		default:
-			return "", Errorf(http.StatusBadRequest, "InvalidParameterValue", "The filter '%s' is invalid", f.name)
-		}
-		filters = append(filters, f)
+	if in.PrivateIP != "" {
+		out.PrivateIpAddress = aws.String(in.PrivateIP)
 	}
-	var match []*Instance
-	for _, in := range c.instances {
-		if len(ids) > 0 && !slices.Contains(ids, in.ID) || !inRegion(in, req) {
-			continue
-		}
-		ok := true
-		for _, f := range filters {
-			var v string
-			switch f.name {
-			case "instance-id":
-				v = in.ID
-			case "instance-state-name":
-				v = in.State
-			case "iam-instance-profile.arn":
-				if p := c.profiles[in.Profile]; p != nil {
-					v = InstanceProfileARN(p.Path, p.Name)
-				}
-			case "vpc-id":
-				v = in.VPC
-			}
-			if !slices.Contains(f.values, v) {
-				ok = false
-			}
-		}
-		if ok {
-			match = append(match, in)
-		}
+	if in.PublicIP != "" {
+		out.PublicIpAddress = aws.String(in.PublicIP)
 	}
-	slices.SortFunc(match, func(a, b *Instance) int { return strings.Compare(a.ID, b.ID) })
-	start := 0
-	if tok := req.Get("NextToken"); tok != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
-		if err != nil || n < 0 || n > len(match) {
-			return "", Errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid NextToken %q", tok)
-		}
-		start = n
+	if len(in.IPv6) > 0 {
+		out.Ipv6Address = aws.String(in.IPv6[0])
 	}
-	end := len(match)
-	if c.pageSize > 0 && start+c.pageSize < end && len(ids) == 0 {
-		end = start + c.pageSize
+	if in.VPC != "" {
+		out.VpcId, out.SubnetId = aws.String(in.VPC), aws.String("subnet-0123456789abcdef0")
 	}
-	var b strings.Builder
-	b.WriteString("<reservationSet>")
-	for _, in := range match[start:end] {
-		fmt.Fprintf(&b, "<item><reservationId>r-%s</reservationId><ownerId>%s</ownerId><instancesSet>%s</instancesSet></item>",
-			strings.TrimPrefix(in.ID, "i-"), Account, c.instanceXML(in))
+	if p := c.profiles[in.Profile]; p != nil {
+		out.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String(InstanceProfileARN(p.Path, p.Name)), Id: aws.String("AIPA" + strings.ToUpper(hex))}
 	}
-	b.WriteString("</reservationSet>")
-	if end < len(match) {
-		fmt.Fprintf(&b, "<nextToken>page-%d</nextToken>", end)
+	if in.VPC == "" {
+		return out
 	}
-	return b.String(), nil
+	ni := ec2types.InstanceNetworkInterface{NetworkInterfaceId: aws.String("eni-" + hex), VpcId: aws.String(in.VPC), Status: ec2types.NetworkInterfaceStatusInUse}
+	var assoc *ec2types.InstanceNetworkInterfaceAssociation
+	if in.PublicIP != "" {
+		assoc = &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(in.PublicIP), IpOwnerId: aws.String("amazon")}
+		ni.Association = assoc
+	}
+	if in.PrivateIP != "" {
+		ni.PrivateIpAddress = aws.String(in.PrivateIP)
+		ni.PrivateIpAddresses = []ec2types.InstancePrivateIpAddress{{PrivateIpAddress: aws.String(in.PrivateIP), Primary: aws.Bool(true), Association: assoc}}
+	}
+	for _, a := range in.IPv6 {
+		ni.Ipv6Addresses = append(ni.Ipv6Addresses, ec2types.InstanceIpv6Address{Ipv6Address: aws.String(a)})
+	}
+	out.NetworkInterfaces = []ec2types.InstanceNetworkInterface{ni}
+	return out
 }
 
 // stateCodes are EC2's instance state codes.
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
-
-// instanceXML renders one instance as DescribeInstances does, with its
-// public address both on the instance and on its primary interface.
-func (c *Cloud) instanceXML(in *Instance) string {
-	var b strings.Builder
-	b.WriteString("<item>")
-	fmt.Fprintf(&b, "<instanceId>%s</instanceId><imageId>ami-0123456789abcdef0</imageId>", XMLText(in.ID))
-	fmt.Fprintf(&b, "<instanceState><code>%d</code><name>%s</name></instanceState>", stateCodes[in.State], XMLText(in.State))
-	b.WriteString("<instanceType>t4g.micro</instanceType><launchTime>2026-01-01T00:00:00.000Z</launchTime>")
-	if in.PrivateIP != "" {
-		fmt.Fprintf(&b, "<privateIpAddress>%s</privateIpAddress>", XMLText(in.PrivateIP))
-	}
-	if in.PublicIP != "" {
-		fmt.Fprintf(&b, "<ipAddress>%s</ipAddress>", XMLText(in.PublicIP))
-	}
-	if len(in.IPv6) > 0 {
-		fmt.Fprintf(&b, "<ipv6Address>%s</ipv6Address>", XMLText(in.IPv6[0]))
-	}
-	if in.VPC != "" {
-		fmt.Fprintf(&b, "<vpcId>%s</vpcId><subnetId>subnet-0123456789abcdef0</subnetId>", XMLText(in.VPC))
-	}
-	if p := c.profiles[in.Profile]; p != nil {
-		fmt.Fprintf(&b, "<iamInstanceProfile><arn>%s</arn><id>AIPA%s</id></iamInstanceProfile>",
-			XMLText(InstanceProfileARN(p.Path, p.Name)), strings.ToUpper(strings.TrimPrefix(in.ID, "i-")))
-	}
-	if in.VPC != "" {
-		b.WriteString("<networkInterfaceSet><item>")
-		fmt.Fprintf(&b, "<networkInterfaceId>eni-%s</networkInterfaceId><vpcId>%s</vpcId><status>in-use</status>",
-			strings.TrimPrefix(in.ID, "i-"), XMLText(in.VPC))
-		if in.PublicIP != "" {
-			fmt.Fprintf(&b, "<association><publicIp>%s</publicIp><ipOwnerId>amazon</ipOwnerId></association>", XMLText(in.PublicIP))
-		}
-		if in.PrivateIP != "" {
-			fmt.Fprintf(&b, "<privateIpAddress>%s</privateIpAddress>", XMLText(in.PrivateIP))
-			fmt.Fprintf(&b, "<privateIpAddressesSet><item><privateIpAddress>%s</privateIpAddress><primary>true</primary>", XMLText(in.PrivateIP))
-			if in.PublicIP != "" {
-				fmt.Fprintf(&b, "<association><publicIp>%s</publicIp><ipOwnerId>amazon</ipOwnerId></association>", XMLText(in.PublicIP))
-			}
-			b.WriteString("</item></privateIpAddressesSet>")
-		}
-		if len(in.IPv6) > 0 {
-			b.WriteString("<ipv6AddressesSet>")
-			for _, a := range in.IPv6 {
-				fmt.Fprintf(&b, "<item><ipv6Address>%s</ipv6Address></item>", XMLText(a))
-			}
-			b.WriteString("</ipv6AddressesSet>")
-		}
-		b.WriteString("</item></networkInterfaceSet>")
-	}
-	b.WriteString("</item>")
-	return b.String()
-}
 
 // roleXML renders a role's fields (inside <Role> or <member>).
 func roleXML(r *Role) string {
@@ -528,14 +462,14 @@ func (c *Cloud) putRolePolicy(req *Request) (string, error) {
 	if err := json.Unmarshal([]byte(doc), &v); err != nil {
 		return "", Errorf(http.StatusBadRequest, "MalformedPolicyDocument", "Syntax errors in policy.")
 	}
-	total := policySize(doc)
+	total := lockpolicy.SizeOf([]byte(doc))
 	for other, d := range r.Policies {
 		if other != name {
-			total += policySize(d)
+			total += lockpolicy.SizeOf([]byte(d))
 		}
 	}
-	if total > maxRolePolicySize {
-		return "", Errorf(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", maxRolePolicySize, r.Name)
+	if total > lockpolicy.MaxRolePolicySize {
+		return "", Errorf(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", lockpolicy.MaxRolePolicySize, r.Name)
 	}
 	r.Policies[name] = doc
 	return "", nil
@@ -607,20 +541,6 @@ func PercentEncode(s string) string {
 		b.WriteByte(hexDigits[ch&15])
 	}
 	return b.String()
-}
-
-// policySize counts the characters IAM counts: the document without
-// whitespace outside strings (approximated by dropping all whitespace).
-func policySize(doc string) int {
-	n := 0
-	for _, r := range doc {
-		switch r {
-		case ' ', '\t', '\n', '\r':
-		default:
-			n++
-		}
-	}
-	return n
 }
 
 // memberList renders an untruncated IAM list result: the sorted names, each rendered by item,

@@ -1,7 +1,7 @@
 // Package lambdatest runs a Lambda function's shipped binary in a test, with
 // nothing but loopback servers around it.
 //
-// It has three parts, each usable alone:
+// It has four parts, each usable alone:
 //
 //   - BuildBootstrap compiles a package main the way the CDK bundler
 //     (constructs/internal/golambda) does, with the same flags, but for the host's
@@ -16,6 +16,9 @@
 //     with call counters and fault injection; Cloud is a small stateful
 //     EC2, IAM, STS and CloudFormation account on top of it. Their Env
 //     points the SDK at them through AWS_ENDPOINT_URL_<SERVICE>.
+//   - EC2 is the tests' one EC2 fake: an in-memory EC2 with the SDK's types
+//     and EC2's rules and errors. Unit tests call it in process through
+//     their package's EC2 interface; Cloud serves its EC2 endpoint from it.
 //
 // It is a test helper: it is imported by _test files only, never by a
 // Lambda, and it fails the test (t.Fatal) on setup errors.

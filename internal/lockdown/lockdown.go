@@ -66,6 +66,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/defenders-cdk/defenders/internal/checkip"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
 )
@@ -166,7 +167,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	if v := strings.TrimSpace(getenv(EnvVPCs)); v != "" {
 		for _, id := range strings.Split(v, ",") {
 			id = strings.TrimSpace(id)
-			if !vpcIDPattern.MatchString(id) {
+			if !lockpolicy.IsVPCID(id) {
 				return Options{}, fmt.Errorf("lockdown: %s: %q is not a VPC id", EnvVPCs, id)
 			}
 			o.VPCs = append(o.VPCs, id)
@@ -248,7 +249,7 @@ func New(client STSAPI, o Options) (*Provider, error) {
 		return nil, fmt.Errorf("lockdown: new: %q is not a role ARN", o.RoleARN)
 	}
 	for _, v := range o.VPCs {
-		if !vpcIDPattern.MatchString(v) {
+		if !lockpolicy.IsVPCID(v) {
 			return nil, fmt.Errorf("lockdown: new: %q is not a VPC id", v)
 		}
 	}

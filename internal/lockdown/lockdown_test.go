@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 const (
@@ -67,7 +69,7 @@ func TestSessionPolicy(t *testing.T) {
 	}{
 		{name: "without VPCs the session may call only from its own address",
 			addr:     lambdaAddr,
-			wantSids: []string{SidAllowWhatTheRoleAllows, SidDenyPublicCallsFromOtherAddresses, SidDenyEndpointCallsFromAnyVpc, SidDenySheddingTheLock},
+			wantSids: []string{lockpolicy.SidAllowWhatTheRoleAllows, lockpolicy.SidDenyPublicCallsFromOtherAddresses, lockpolicy.SidDenyEndpointCallsFromAnyVpc, lockpolicy.SidDenySheddingTheLock},
 			check: func(t *testing.T, p parsedPolicy) {
 				deny := p.Statement[1]
 				if deny.Effect != "Deny" || deny.Action != "*" || deny.Resource != "*" {
@@ -85,7 +87,7 @@ func TestSessionPolicy(t *testing.T) {
 			}},
 		{name: "with VPCs the session may also call through their endpoints",
 			addr: lambdaAddr, vpcs: []string{vpcB, vpcA, vpcA},
-			wantSids: []string{SidAllowWhatTheRoleAllows, SidDenyPublicCallsFromOtherAddresses, SidDenyEndpointCallsFromOtherVpcs, SidDenySheddingTheLock},
+			wantSids: []string{lockpolicy.SidAllowWhatTheRoleAllows, lockpolicy.SidDenyPublicCallsFromOtherAddresses, lockpolicy.SidDenyEndpointCallsFromOtherVpcs, lockpolicy.SidDenySheddingTheLock},
 			check: func(t *testing.T, p parsedPolicy) {
 				got := p.Statement[2].Condition["StringNotEquals"]["aws:SourceVpc"]
 				if list, ok := got.([]any); !ok || len(list) != 2 || list[0] != vpcA || list[1] != vpcB {
@@ -94,7 +96,7 @@ func TestSessionPolicy(t *testing.T) {
 			}},
 		{name: "the session can never mint credentials without the policy",
 			addr:     netip.MustParsePrefix("2001:db8::10/128"),
-			wantSids: []string{SidAllowWhatTheRoleAllows, SidDenyPublicCallsFromOtherAddresses, SidDenyEndpointCallsFromAnyVpc, SidDenySheddingTheLock},
+			wantSids: []string{lockpolicy.SidAllowWhatTheRoleAllows, lockpolicy.SidDenyPublicCallsFromOtherAddresses, lockpolicy.SidDenyEndpointCallsFromAnyVpc, lockpolicy.SidDenySheddingTheLock},
 			check: func(t *testing.T, p parsedPolicy) {
 				shed := p.Statement[3]
 				if shed.Effect != "Deny" || shed.Condition != nil {
@@ -121,7 +123,7 @@ func TestSessionPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(b) > MaxSessionPolicySize {
+			if len(b) > lockpolicy.MaxSessionPolicySize {
 				t.Errorf("policy is %d characters", len(b))
 			}
 			p := parsePolicy(t, b)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/defenders-cdk/defenders/internal/iameval"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // TestSessionPolicyMeaning evaluates the session policy with the
@@ -63,24 +64,24 @@ func TestSessionPolicyMeaning(t *testing.T) {
 			context: ctx(direct, internet(lambdaIP)), want: iameval.Allowed},
 		{name: "leaked credentials used from another address are denied", session: noVPC,
 			context: ctx(direct, internet(attacker)), want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenyPublicCallsFromOtherAddresses}},
+			deniers: []string{lockpolicy.SidDenyPublicCallsFromOtherAddresses}},
 		{name: "leaked credentials used without aws:ViaAWSService are still denied", session: noVPC,
 			context: internet(attacker), want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenyPublicCallsFromOtherAddresses}},
+			deniers: []string{lockpolicy.SidDenyPublicCallsFromOtherAddresses}},
 		{name: "re-assuming the role to shed the policy is denied even from the function's address", session: noVPC,
 			action: "sts:AssumeRole", context: ctx(direct, internet(lambdaIP)), want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenySheddingTheLock}},
+			deniers: []string{lockpolicy.SidDenySheddingTheLock}},
 		{name: "without VPCs any endpoint call is denied", session: noVPC,
 			context: ctx(direct, endpoint(vpcA)), want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenyEndpointCallsFromAnyVpc}},
+			deniers: []string{lockpolicy.SidDenyEndpointCallsFromAnyVpc}},
 		{name: "a call with no source address at all is denied", session: withVPC,
 			context: direct, want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenyEndpointCallsFromOtherVpcs}},
+			deniers: []string{lockpolicy.SidDenyEndpointCallsFromOtherVpcs}},
 		{name: "a call through an endpoint of the function's VPC is allowed", session: withVPC,
 			context: ctx(direct, endpoint(vpcA)), want: iameval.Allowed},
 		{name: "leaked credentials used through an endpoint of another VPC are denied", session: withVPC,
 			context: ctx(direct, endpoint(vpcB)), want: iameval.ExplicitlyDenied,
-			deniers: []string{SidDenyEndpointCallsFromOtherVpcs}},
+			deniers: []string{lockpolicy.SidDenyEndpointCallsFromOtherVpcs}},
 		{name: "an AWS service calling on the function's behalf is allowed", session: noVPC,
 			context: ctx(map[string]any{"aws:ViaAWSService": "true"}, internet("52.94.0.10")), want: iameval.Allowed},
 	}

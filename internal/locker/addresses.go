@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy/ec2addr"
 )
 
 // Instance is what the locker knows about one EC2 instance of a role.
@@ -42,85 +44,24 @@ var lockedStates = []string{
 }
 
 // InstanceFromEC2 extracts what the lock needs from an EC2 DescribeInstances
-// record. The public addresses of a live instance are collected from every
-// place EC2 reports them:
-//
-//   - PublicIpAddress (the auto-assigned public IPv4 or the Elastic IP of
-//     the primary interface),
-//   - Association.PublicIp of every network interface and of every
-//     secondary private IPv4 address (Elastic IPs on secondary interfaces
-//     and secondary addresses),
-//   - Ipv6Address and every IPv6 address and delegated IPv6 prefix of every
-//     network interface.
-//
-// Addresses that can never appear as aws:SourceIp (private, unique local,
-// link-local, loopback, unspecified, multicast, IPv4-mapped) and malformed
-// values are dropped. Carrier (Wavelength) and customer-owned (Outposts)
-// addresses are not collected. A stopped, shutting-down or terminated
-// instance contributes no address, only its VPC.
+// record. The addresses of a live instance are ec2addr.Of's source
+// prefixes (its public addresses from every place EC2 reports them, and its
+// public delegated IPv6 prefixes: the reading the detector uses too, so
+// that it accepts calls from exactly what the lock admits), sorted, without
+// duplicates and without prefixes another one covers. A stopped,
+// shutting-down or terminated instance contributes no address, only its
+// VPC.
 func InstanceFromEC2(in ec2types.Instance) Instance {
-	out := Instance{ID: deref(in.InstanceId), VPC: deref(in.VpcId)}
+	addrs := ec2addr.Of(in)
+	out := Instance{ID: deref(in.InstanceId), VPC: addrs.VPC}
 	if in.State != nil {
 		out.State = string(in.State.Name)
 	}
 	if !out.Live() {
 		return out
 	}
-	var raw []string
-	add := func(s *string) {
-		if s != nil && *s != "" {
-			raw = append(raw, *s)
-		}
-	}
-	add(in.PublicIpAddress)
-	add(in.Ipv6Address)
-	for _, ni := range in.NetworkInterfaces {
-		if ni.Association != nil {
-			add(ni.Association.PublicIp)
-		}
-		for _, pa := range ni.PrivateIpAddresses {
-			if pa.Association != nil {
-				add(pa.Association.PublicIp)
-			}
-		}
-		for _, a6 := range ni.Ipv6Addresses {
-			add(a6.Ipv6Address)
-		}
-		for _, p6 := range ni.Ipv6Prefixes {
-			add(p6.Ipv6Prefix)
-		}
-		if out.VPC == "" {
-			out.VPC = deref(ni.VpcId)
-		}
-	}
-	for _, s := range raw {
-		if p, ok := publicPrefix(s); ok {
-			out.Addresses = append(out.Addresses, p)
-		}
-	}
-	out.Addresses = uniquePrefixes(out.Addresses)
+	out.Addresses = uniquePrefixes(addrs.SourcePrefixes())
 	return out
-}
-
-// publicPrefix parses an address or CIDR and reports whether it is a
-// public address that AWS can see as aws:SourceIp. lockpolicy.Render rejects
-// the same non-public values; filtering them here keeps one odd interface
-// from failing the whole lock.
-func publicPrefix(s string) (netip.Prefix, bool) {
-	var p netip.Prefix
-	if pp, err := netip.ParsePrefix(s); err == nil {
-		p = pp.Masked()
-	} else if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		p = netip.PrefixFrom(a, a.BitLen())
-	} else {
-		return netip.Prefix{}, false
-	}
-	a := p.Addr()
-	if p.Bits() == 0 || a.Is4In6() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() ||
-		a.IsMulticast() || a.IsPrivate() {
-		return netip.Prefix{}, false
-	}
-	return p, true
 }
 
 // deref returns *s, or "" for nil.

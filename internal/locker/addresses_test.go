@@ -7,13 +7,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 func prefixes(t *testing.T, ss ...string) []netip.Prefix {
 	t.Helper()
 	out := make([]netip.Prefix, 0, len(ss))
 	for _, s := range ss {
-		p, ok := publicPrefix(s)
+		p, ok := lockpolicy.PublicPrefix(s)
 		if !ok {
 			t.Fatalf("test address %q is not public", s)
 		}

@@ -11,6 +11,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // profileName returns the name of an instance profile ARN
@@ -178,7 +180,7 @@ func (r *run) readPolicies(ctx context.Context, role string) (rolePolicies, erro
 			rp.current = doc
 			continue
 		}
-		rp.othersSize += PolicySize(doc)
+		rp.othersSize += lockpolicy.SizeOf(doc)
 		if looksLikeLock(doc) {
 			rp.notes = append(rp.notes, fmt.Sprintf(
 				"inline policy %s also carries lock statements; the locker does not maintain it, so its addresses can go stale and deny the instances: name the construct's lock %q",

@@ -63,7 +63,7 @@
 //   - live instances without a public address: VPC endpoints only;
 //   - no live instance, some stopped: VPC endpoints of their VPCs only;
 //   - no instance at all: VPC endpoints of the VPCs the current lock lists;
-//   - nothing known: DenyAllDocument.
+//   - nothing known: lockpolicy.DenyAll.
 //
 // Instances in private subnets reach public AWS endpoints from their NAT
 // gateway's address. The locker does not add NAT addresses (every host
@@ -129,7 +129,7 @@
 //  2. the same with /20 and /56;
 //  3. the same with /16 and /48, the coarsest ever listed;
 //  4. VPC endpoints only;
-//  5. DenyAllDocument.
+//  5. lockpolicy.DenyAll.
 //
 // An address alone in its network is never widened (see Aggregate). If IAM
 // still answers LimitExceeded (another inline policy grew meanwhile), the

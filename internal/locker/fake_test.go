@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,28 +19,30 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/defenders-cdk/defenders/internal/lambdatest"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 const account = "111122223333"
 
 // fakeCloud is an in-memory EC2, IAM and CloudFormation that implements
-// EC2API, IAMAPI and CloudFormationAPI with the real SDK types. It enforces
+// EC2API, IAMAPI and CloudFormationAPI with the real SDK types. Its EC2 is
+// the tests' one EC2 fake, lambdatest.EC2 (the same that answers the
+// shipped binaries' tests over HTTP), in process: the locker's tests make
+// thousands of calls, and failNext reaches every operation, EC2's too. It enforces
 // IAM's inline policy size quota on PutRolePolicy and URL-encodes
 // GetRolePolicy answers like IAM; CloudFormation answers a physical id that
 // no stack owns, and an unknown stack, with ValidationError "... does not
 // exist" like CloudFormation.
 type fakeCloud struct {
-	mu        sync.Mutex
-	instances []ec2types.Instance
-	roles     map[string]*fakeRole
-	profiles  map[string]*fakeProfile
-	stacks    []*fakeStack
+	mu       sync.Mutex
+	ec2      *lambdatest.EC2
+	roles    map[string]*fakeRole
+	profiles map[string]*fakeProfile
+	stacks   []*fakeStack
 	// errs holds, per operation ("DescribeInstances", "PutRolePolicy",
 	// ...), errors to return before the operation succeeds.
 	errs map[string][]error
-	// pageSize splits DescribeInstances answers; 0 means one page.
-	pageSize int
 	// afterPut runs (unlocked) after every successful PutRolePolicy.
 	afterPut func(c *fakeCloud, n int)
 	puts     []fakePut
@@ -70,7 +71,7 @@ type fakeStack struct {
 }
 
 func newFakeCloud() *fakeCloud {
-	return &fakeCloud{roles: map[string]*fakeRole{}, profiles: map[string]*fakeProfile{}, errs: map[string][]error{}, calls: map[string]int{}}
+	return &fakeCloud{ec2: &lambdatest.EC2{}, roles: map[string]*fakeRole{}, profiles: map[string]*fakeProfile{}, errs: map[string][]error{}, calls: map[string]int{}}
 }
 
 func profileARN(path, name string) string {
@@ -85,7 +86,8 @@ func (c *fakeCloud) addRole(name, path string) string {
 	return profileARN(path, name)
 }
 
-func (c *fakeCloud) addInstance(in ec2types.Instance) { c.instances = append(c.instances, in) }
+// addInstance adds an instance, or replaces the instance with its id.
+func (c *fakeCloud) addInstance(in ec2types.Instance) { c.ec2.PutInstance(in) }
 
 // addStack adds a stack that owns roles, nested in root if root is not nil.
 func (c *fakeCloud) addStack(name string, status cfntypes.StackStatus, root *fakeStack, roles ...string) *fakeStack {
@@ -128,59 +130,16 @@ func noSuchEntity(what string) error {
 	return &iamtypes.NoSuchEntityException{Message: aws.String(what + " cannot be found (fake)")}
 }
 
-func (c *fakeCloud) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+// DescribeInstances answers an injected error (failNext), or what EC2
+// answers.
+func (c *fakeCloud) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.begin("DescribeInstances"); err != nil {
+	err := c.begin("DescribeInstances")
+	c.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	if len(in.InstanceIds) > 0 && (len(in.Filters) > 0 || in.MaxResults != nil) {
-		return nil, apiError("InvalidParameterCombination")
-	}
-	var match []ec2types.Instance
-	for _, inst := range c.instances {
-		if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(inst.InstanceId)) {
-			continue
-		}
-		ok := true
-		for _, f := range in.Filters {
-			var v string
-			switch aws.ToString(f.Name) {
-			case "iam-instance-profile.arn":
-				if inst.IamInstanceProfile != nil {
-					v = aws.ToString(inst.IamInstanceProfile.Arn)
-				}
-			case "instance-state-name":
-				v = string(inst.State.Name)
-			default:
-				return nil, apiError("InvalidParameterValue")
-			}
-			if len(f.Values) > 200 {
-				return nil, apiError("InvalidParameterValue")
-			}
-			ok = ok && slices.Contains(f.Values, v)
-		}
-		if ok {
-			match = append(match, inst)
-		}
-	}
-	if len(in.InstanceIds) > 0 && len(match) < len(in.InstanceIds) {
-		return nil, apiError("InvalidInstanceID.NotFound")
-	}
-	start := 0
-	if in.NextToken != nil {
-		start, _ = strconv.Atoi(*in.NextToken)
-	}
-	end := len(match)
-	out := &ec2.DescribeInstancesOutput{}
-	if c.pageSize > 0 && start+c.pageSize < end {
-		end = start + c.pageSize
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	for _, inst := range match[start:end] {
-		out.Reservations = append(out.Reservations, ec2types.Reservation{Instances: []ec2types.Instance{inst}})
-	}
-	return out, nil
+	return c.ec2.DescribeInstances(ctx, in, optFns...)
 }
 
 func (r *fakeRole) sdk() iamtypes.Role {
@@ -293,10 +252,10 @@ func (c *fakeCloud) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput,
 		c.mu.Unlock()
 		return nil, noSuchEntity("role " + aws.ToString(in.RoleName))
 	}
-	total := PolicySize([]byte(aws.ToString(in.PolicyDocument)))
+	total := lockpolicy.SizeOf([]byte(aws.ToString(in.PolicyDocument)))
 	for n, d := range r.policies {
 		if n != aws.ToString(in.PolicyName) {
-			total += PolicySize([]byte(d))
+			total += lockpolicy.SizeOf([]byte(d))
 		}
 	}
 	if total > lockpolicy.MaxRolePolicySize {

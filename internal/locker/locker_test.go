@@ -36,7 +36,7 @@ func render(t *testing.T, ips, vpcs []string) string {
 
 func denyAllJSON(t *testing.T) string {
 	t.Helper()
-	b, err := DenyAllDocument().JSON()
+	b, err := lockpolicy.DenyAll().JSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestSizeLimitFallsBackToACoarserLock(t *testing.T) {
 			if tt.limitOnce {
 				c.failNext("PutRolePolicy", limitExceeded)
 			}
-			c.pageSize = 250 // exercise DescribeInstances pagination
+			c.ec2.SetPageSize(250) // exercise DescribeInstances pagination
 			l, _ := newTestLocker(t, c)
 			rep, err := l.Reconcile(context.Background())
 			if err != nil {
@@ -445,7 +445,7 @@ func TestConcurrentChangeIsCaughtByVerification(t *testing.T) {
 	c.afterPut = func(c *fakeCloud, n int) {
 		if n == 1 {
 			c.mu.Lock()
-			c.instances[0] = instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.11"))
+			c.ec2.PutInstance(instance("i-0aaaaaaaaaaaaaaa1", "running", p, vpcA, publicIP("203.0.113.11")))
 			c.mu.Unlock()
 		}
 	}

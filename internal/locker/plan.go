@@ -20,7 +20,7 @@ const (
 	// ModeVPCEndpointsOnly denies every internet call and allows only
 	// calls through VPC endpoints of the listed VPCs.
 	ModeVPCEndpointsOnly Mode = "vpc-endpoints-only"
-	// ModeDenyAll is DenyAllDocument.
+	// ModeDenyAll is lockpolicy.DenyAll.
 	ModeDenyAll Mode = "deny-all"
 )
 
@@ -41,7 +41,7 @@ func (s roleState) input() lockInput {
 			in.live++
 			in.addrs = append(in.addrs, i.Addresses...)
 		}
-		if vpcIDPattern.MatchString(i.VPC) {
+		if lockpolicy.IsVPCID(i.VPC) {
 			in.vpcs = append(in.vpcs, i.VPC)
 		}
 	}
@@ -78,7 +78,7 @@ func plan(in lockInput, lastVPCs []string) ([]candidate, error) {
 	add := func(c candidate) error {
 		var doc lockpolicy.Document
 		if c.mode == ModeDenyAll {
-			doc = DenyAllDocument()
+			doc = lockpolicy.DenyAll()
 		} else {
 			d, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: c.sourceIPs, VPCs: c.vpcs}, lockpolicy.Options{})
 			if err != nil {

@@ -6,52 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
-
-// DenyAllDocument is the lock of last resort: it denies every call made
-// with the role's credentials, over the internet or through any VPC
-// endpoint, except calls that AWS services make on the role's behalf
-// (aws:ViaAWSService), exactly like every other lock. It is what the
-// locker writes for a managed role about which nothing is known: no
-// instance at all and no readable previous lock.
-//
-// lockpolicy.Render cannot produce it: a Lock with neither source IPs nor
-// VPCs is ErrNothingToLock there on purpose, because at synth time an empty
-// lock is a configuration mistake. The document below is what Render's two
-// "any" branches (SidDenyPublicCallsFromAnyAddress and
-// SidDenyEndpointCallsFromAnyVpc) would produce together: the first denies
-// every request that carries aws:SourceIp, the second every request that
-// does not, so nothing but service calls is left. It is never empty and
-// never wider than any rendered lock.
-func DenyAllDocument() lockpolicy.Document {
-	notViaService := map[string]any{"aws:ViaAWSService": "false"}
-	return lockpolicy.Document{
-		Version: lockpolicy.PolicyVersion,
-		Statement: []lockpolicy.Statement{
-			{
-				Sid: lockpolicy.SidDenyPublicCallsFromAnyAddress, Effect: "Deny", Action: "*", Resource: "*",
-				Condition: map[string]map[string]any{
-					"Null":         {"aws:SourceIp": "false"},
-					"BoolIfExists": notViaService,
-				},
-			},
-			{
-				Sid: lockpolicy.SidDenyEndpointCallsFromAnyVpc, Effect: "Deny", Action: "*", Resource: "*",
-				Condition: map[string]map[string]any{
-					"Null":         {"aws:SourceIp": "true"},
-					"BoolIfExists": notViaService,
-				},
-			},
-		},
-	}
-}
 
 // DecodePolicyDocument turns the PolicyDocument of an IAM GetRolePolicy
 // answer, which IAM URL-encodes (RFC 3986), back into JSON. A document that
@@ -71,24 +30,6 @@ func DecodePolicyDocument(doc string) ([]byte, error) {
 		return nil, errors.New("locker: decoded policy document is not JSON")
 	}
 	return []byte(s), nil
-}
-
-// PolicySize returns the number of characters IAM counts for a policy
-// document against the per-role inline policy quota: the document without
-// whitespace between JSON tokens. For invalid JSON it counts every
-// non-whitespace character, which can only overestimate.
-func PolicySize(doc []byte) int {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, doc); err == nil {
-		return utf8.RuneCount(buf.Bytes())
-	}
-	n := 0
-	for _, r := range string(doc) {
-		if !unicode.IsSpace(r) {
-			n++
-		}
-	}
-	return n
 }
 
 // CanonicalPolicy returns a normal form of an IAM policy document, so that
@@ -193,8 +134,6 @@ func samePolicy(a, b []byte) bool {
 	return err == nil && ca == cb
 }
 
-var vpcIDPattern = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-
 // LockedVPCs returns the VPC ids a lock document lets endpoint calls come
 // from: the aws:SourceVpc values of its DenyEndpointCallsFromOtherVpcs
 // statement, sorted. It returns nil if the document is not a lock, cannot
@@ -226,7 +165,7 @@ func LockedVPCs(doc []byte) []string {
 			continue
 		}
 		for _, v := range many {
-			if vpcIDPattern.MatchString(v) {
+			if lockpolicy.IsVPCID(v) {
 				vpcs = append(vpcs, v)
 			}
 		}

@@ -1,16 +1,11 @@
 package locker
 
 import (
-	"context"
-	"encoding/json"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/defenders-cdk/defenders/internal/iameval"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
@@ -72,25 +67,6 @@ func TestDecodePolicyDocument(t *testing.T) {
 	}
 }
 
-func TestPolicySize(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		want int
-	}{
-		{name: "whitespace between tokens is not counted", doc: "{ \"a\" : [ 1 ,\n 2 ] }", want: len(`{"a":[1,2]}`)},
-		{name: "whitespace inside strings is counted", doc: `{"a b":"c d"}`, want: 13},
-		{name: "invalid JSON counts every visible character", doc: `{ "a" :`, want: 5},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := PolicySize([]byte(tt.doc)); got != tt.want {
-				t.Errorf("PolicySize = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestLockedVPCs(t *testing.T) {
 	render := func(l lockpolicy.Lock) string {
 		d, err := lockpolicy.Render(l, lockpolicy.Options{})
@@ -103,7 +79,7 @@ func TestLockedVPCs(t *testing.T) {
 		}
 		return string(b)
 	}
-	deny, _ := DenyAllDocument().JSON()
+	deny, _ := lockpolicy.DenyAll().JSON()
 	tests := []struct {
 		name string
 		doc  string
@@ -120,82 +96,6 @@ func TestLockedVPCs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := LockedVPCs([]byte(tt.doc)); !slices.Equal(got, tt.want) {
 				t.Errorf("LockedVPCs = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-// TestDenyAllDocumentIsMadeOfRendersAnyStatements checks that the deny-all
-// document is made of exactly the statements lockpolicy.Render emits for
-// "no source IP" and "no VPC", so it means what the lock documentation says.
-func TestDenyAllDocumentIsMadeOfRendersAnyStatements(t *testing.T) {
-	noIPs, err := lockpolicy.Render(lockpolicy.Lock{VPCs: []string{vpcA}}, lockpolicy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	noVPCs, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: []string{"203.0.113.10"}}, lockpolicy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []lockpolicy.Statement{noIPs.Statement[0], noVPCs.Statement[len(noVPCs.Statement)-1]}
-	got := DenyAllDocument().Statement
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("deny-all statements = %+v\nwant %+v", got, want)
-	}
-	if want[0].Sid != lockpolicy.SidDenyPublicCallsFromAnyAddress || want[1].Sid != lockpolicy.SidDenyEndpointCallsFromAnyVpc {
-		t.Errorf("unexpected Sids %q, %q", want[0].Sid, want[1].Sid)
-	}
-}
-
-// TestDenyAllDocumentMeaning evaluates the deny-all lock with the
-// independent IAM engine: nothing but calls by AWS services survives.
-func TestDenyAllDocumentMeaning(t *testing.T) {
-	doc, err := DenyAllDocument().JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow := json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}`)
-	principal := "arn:aws:sts::" + account + ":assumed-role/web/i-0abc1234def567890"
-	creds := map[string]any{"aws:Ec2InstanceSourceVpc": vpcA, "aws:Ec2InstanceSourcePrivateIPv4": "10.0.1.23"}
-	with := func(m map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range creds {
-			out[k] = v
-		}
-		for k, v := range m {
-			out[k] = v
-		}
-		return out
-	}
-	tests := []struct {
-		name string
-		ctx  map[string]any
-		want string
-	}{
-		{name: "a call from the instance's own public IP is denied",
-			ctx: with(map[string]any{"aws:SourceIp": "203.0.113.10", "aws:ViaAWSService": "false"}), want: iameval.ExplicitlyDenied},
-		{name: "a call through an endpoint of the instance's own VPC is denied",
-			ctx: with(map[string]any{"aws:SourceVpc": vpcA, "aws:VpcSourceIp": "10.0.1.23", "aws:ViaAWSService": "false"}), want: iameval.ExplicitlyDenied},
-		{name: "a call without any source address is denied",
-			ctx: with(map[string]any{}), want: iameval.ExplicitlyDenied},
-		{name: "a call an AWS service makes on the role's behalf is allowed",
-			ctx: with(map[string]any{"aws:SourceIp": "52.94.0.10", "aws:ViaAWSService": "true"}), want: iameval.Allowed},
-	}
-	reqs := make([]iameval.Request, len(tests))
-	for i, tt := range tests {
-		reqs[i] = iameval.Request{Name: tt.name, Principal: principal, Action: "ec2:DescribeInstances", Resource: "*",
-			Context: tt.ctx, IdentityPolicies: []iameval.Policy{{Name: "allow", Document: allow}, {Name: PolicyName, Document: doc}}}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	results, err := iameval.Evaluate(ctx, reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if results[i].Decision != tt.want {
-				t.Errorf("decision = %s, want %s (denied by %q)", results[i].Decision, tt.want, results[i].DenyingStatements)
 			}
 		})
 	}

@@ -148,7 +148,7 @@ func TestTheStackIsCheckedBeforeEveryPass(t *testing.T) {
 			c.setStackStatus(st, cfntypes.StackStatusDeleteInProgress)
 			c.mu.Lock()
 			delete(c.roles["web"].policies, PolicyName)
-			c.instances[0] = instance("i-0aaaaaaaaaaaaaaa1", "shutting-down", p, vpcA)
+			c.ec2.PutInstance(instance("i-0aaaaaaaaaaaaaaa1", "shutting-down", p, vpcA))
 			c.mu.Unlock()
 		}
 	}

@@ -20,6 +20,21 @@
 //
 // Render is the one source of truth for the document. The CDK construct
 // feeds it CloudFormation tokens; the locker Lambda feeds it real addresses.
+//
+// The package owns every lock-shaped document and the facts they rest on,
+// each in one place:
+//
+//   - the lock (Render, this file), the locker's lock of last resort
+//     (DenyAll, denyall.go) and the lockdown package's STS session policy
+//     (SessionPolicy, session.go), all built from the same statements;
+//   - how big a document may be and how its size is counted
+//     (MaxRolePolicySize, MaxSessionPolicySize, SizeOf; size.go);
+//   - what a VPC id looks like and which addresses are public (IsVPCID,
+//     NonPublicReason, IsPublic, IsPrivateNetwork; address.go), which
+//     checkip, the locker and the detector use too.
+//
+// Subpackage ec2addr reads an instance's addresses out of an EC2
+// DescribeInstances record for both the locker and the detector.
 package lockpolicy
 
 import (
@@ -28,18 +43,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // PolicyVersion is the IAM policy language version of every lock.
 const PolicyVersion = "2012-10-17"
-
-// MaxRolePolicySize is the number of characters IAM allows, summed over all
-// inline policies of one role (whitespace not counted).
-const MaxRolePolicySize = 10240
 
 // Statement IDs of the lock. Each one names the calls it denies.
 const (
@@ -114,14 +123,15 @@ type Document struct {
 }
 
 // Statement is one IAM policy statement. In a lock, Effect is always
-// "Deny" and Action and Resource are always "*".
+// "Deny" and Action and Resource are always "*"; a session policy
+// (SessionPolicy) also has an Allow and a Deny on a list of actions.
 type Statement struct {
 	// Sid names the statement.
 	Sid string `json:"Sid"`
 	// Effect is "Allow" or "Deny".
 	Effect string `json:"Effect"`
-	// Action is the action pattern.
-	Action string `json:"Action"`
+	// Action is the action pattern (a string) or patterns (a []string).
+	Action any `json:"Action"`
 	// Resource is the resource pattern.
 	Resource string `json:"Resource"`
 	// Condition maps operator -> context key -> value, where a value is a
@@ -129,14 +139,13 @@ type Statement struct {
 	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
-var vpcIDPattern = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-
 // Render builds the lock document for l.
 //
 // Literal source IPs are validated and canonicalised (a bare address gets
-// "/32" or "/128"); /0 prefixes, private, loopback, link-local, multicast
-// and unspecified addresses, and prefixes with host bits set are rejected.
-// Literal VPC ids must match ^vpc-[0-9a-f]{8,17}$. Lists are deduplicated
+// "/32" or "/128"); /0 prefixes, addresses that are not public
+// (NonPublicReason: private, loopback, link-local, multicast, unspecified,
+// shared or reserved), and prefixes with host bits set are rejected.
+// Literal VPC ids must be VPC ids (IsVPCID). Lists are deduplicated
 // and sorted, so equal inputs give byte-identical documents.
 //
 // A Lock with neither source IPs nor VPCs is an error (ErrNothingToLock).
@@ -163,7 +172,7 @@ func Render(l Lock, o Options) (Document, error) {
 	}
 	vpcs := make([]string, 0, len(l.VPCs))
 	for _, raw := range l.VPCs {
-		if !isToken(raw) && !vpcIDPattern.MatchString(raw) {
+		if !isToken(raw) && !IsVPCID(raw) {
 			errs = append(errs, fmt.Errorf("%w %q: want vpc- followed by 8 or 17 lowercase hex digits", ErrInvalidVPC, raw))
 			continue
 		}
@@ -178,63 +187,19 @@ func Render(l Lock, o Options) (Document, error) {
 	ips = sortedUnique(ips)
 	vpcs = sortedUnique(vpcs)
 
-	// Every statement carries this condition. AWS services that act on the
-	// caller's behalf (forward access sessions, e.g. CloudFormation or EBS
-	// calling KMS) send aws:ViaAWSService=true and their own network origin,
-	// which can never match the instance; they must not be denied. This is
-	// safe because such calls only happen after the caller's own request
-	// passed the lock. BoolIfExists makes a request WITHOUT the key count as
-	// "not via a service", so it is still denied: fail closed.
-	notViaService := map[string]any{"aws:ViaAWSService": "false"}
-
-	var st []Statement
-
 	// Internet path. aws:SourceIp is present exactly when the request came
 	// over the internet: AWS omits it for VPC endpoint requests.
-	if len(ips) > 0 {
-		// Stolen credentials used from any other public address (a).
-		// NotIpAddress alone would also be TRUE when aws:SourceIp is missing
-		// (negated operators match absent keys), which would deny every VPC
-		// endpoint call; Null "false" limits the statement to requests that
-		// actually came over the internet. The endpoint path is locked below.
-		st = append(st, deny(SidDenyPublicCallsFromOtherAddresses, map[string]map[string]any{
-			"NotIpAddress": {"aws:SourceIp": listValue(ips)},
-			"Null":         {"aws:SourceIp": "false"},
-			"BoolIfExists": notViaService,
-		}))
-	} else {
-		// "VPC endpoints only" mode: no public address is trusted, so every
-		// request that came over the internet is denied.
-		st = append(st, deny(SidDenyPublicCallsFromAnyAddress, map[string]map[string]any{
-			"Null":         {"aws:SourceIp": "false"},
-			"BoolIfExists": notViaService,
-		}))
-	}
+	st := []Statement{denyPublicCalls(ips)}
 
 	// Everything else: requests WITHOUT aws:SourceIp. These are VPC endpoint
 	// calls, or requests of unknown origin, which must be denied too. Every
 	// statement below is scoped with Null {"aws:SourceIp": "true"} so it
 	// never touches internet calls, which are fully handled above.
-
+	st = append(st, denyEndpointCalls(vpcs))
 	if len(vpcs) == 0 {
-		// No VPC is trusted: deny every request that did not come over the
-		// internet, including requests with no network origin at all.
-		st = append(st, deny(SidDenyEndpointCallsFromAnyVpc, map[string]map[string]any{
-			"Null":         {"aws:SourceIp": "true"},
-			"BoolIfExists": notViaService,
-		}))
 		return Document{Version: PolicyVersion, Statement: st}, nil
 	}
-
-	// Calls through a VPC endpoint of a VPC that is not listed (d). If
-	// aws:SourceVpc is missing as well, StringNotEquals on the absent key is
-	// TRUE, so a request with neither aws:SourceIp nor aws:SourceVpc is
-	// denied here (g).
-	st = append(st, deny(SidDenyEndpointCallsFromOtherVpcs, map[string]map[string]any{
-		"StringNotEquals": {"aws:SourceVpc": listValue(vpcs)},
-		"Null":            {"aws:SourceIp": "true"},
-		"BoolIfExists":    notViaService,
-	}))
+	notViaService := notViaAWSService()
 
 	// Stolen credentials used through the endpoint from another host, even
 	// one inside the same VPC (e). aws:Ec2InstanceSourcePrivateIPv4 travels
@@ -289,6 +254,62 @@ func Render(l Lock, o Options) (Document, error) {
 	return Document{Version: PolicyVersion, Statement: st}, nil
 }
 
+// notViaAWSService is the condition every deny statement carries. AWS
+// services that act on the caller's behalf (forward access sessions, e.g.
+// CloudFormation or EBS calling KMS) send aws:ViaAWSService=true and their
+// own network origin, which can never match the instance; they must not be
+// denied. This is safe because such calls only happen after the caller's
+// own request passed the lock. BoolIfExists makes a request WITHOUT the key
+// count as "not via a service", so it is still denied: fail closed.
+func notViaAWSService() map[string]any { return map[string]any{"aws:ViaAWSService": "false"} }
+
+// denyPublicCalls is the internet-path statement: with ips, it denies
+// requests that came over the internet from any other address
+// (SidDenyPublicCallsFromOtherAddresses); without, every request that came
+// over the internet (SidDenyPublicCallsFromAnyAddress, "VPC endpoints
+// only"). ips must be canonical, sorted and unique.
+func denyPublicCalls(ips []string) Statement {
+	if len(ips) == 0 {
+		return deny(SidDenyPublicCallsFromAnyAddress, map[string]map[string]any{
+			"Null":         {"aws:SourceIp": "false"},
+			"BoolIfExists": notViaAWSService(),
+		})
+	}
+	// Stolen credentials used from any other public address (a).
+	// NotIpAddress alone would also be TRUE when aws:SourceIp is missing
+	// (negated operators match absent keys), which would deny every VPC
+	// endpoint call; Null "false" limits the statement to requests that
+	// actually came over the internet. The endpoint path is locked apart.
+	return deny(SidDenyPublicCallsFromOtherAddresses, map[string]map[string]any{
+		"NotIpAddress": {"aws:SourceIp": listValue(ips)},
+		"Null":         {"aws:SourceIp": "false"},
+		"BoolIfExists": notViaAWSService(),
+	})
+}
+
+// denyEndpointCalls is the first statement of the path without
+// aws:SourceIp: with vpcs, it denies calls through a VPC endpoint of a VPC
+// that is not listed (SidDenyEndpointCallsFromOtherVpcs, (d)); without,
+// every request that did not come over the internet, including requests
+// with no network origin at all (SidDenyEndpointCallsFromAnyVpc). vpcs
+// must be sorted and unique.
+func denyEndpointCalls(vpcs []string) Statement {
+	if len(vpcs) == 0 {
+		return deny(SidDenyEndpointCallsFromAnyVpc, map[string]map[string]any{
+			"Null":         {"aws:SourceIp": "true"},
+			"BoolIfExists": notViaAWSService(),
+		})
+	}
+	// If aws:SourceVpc is missing as well, StringNotEquals on the absent
+	// key is TRUE, so a request with neither aws:SourceIp nor aws:SourceVpc
+	// is denied here (g).
+	return deny(SidDenyEndpointCallsFromOtherVpcs, map[string]map[string]any{
+		"StringNotEquals": {"aws:SourceVpc": listValue(vpcs)},
+		"Null":            {"aws:SourceIp": "true"},
+		"BoolIfExists":    notViaAWSService(),
+	})
+}
+
 // deny builds a Deny statement on every action and resource.
 func deny(sid string, cond map[string]map[string]any) Statement {
 	return Statement{Sid: sid, Effect: "Deny", Action: "*", Resource: "*", Condition: cond}
@@ -324,7 +345,7 @@ func canonicalSourceIP(raw string) (string, error) {
 		return "", fmt.Errorf("%w %q: a /0 prefix would allow the whole internet", ErrInvalidSourceIP, raw)
 	case a.Is4In6():
 		return "", fmt.Errorf("%w %q: IPv4-mapped IPv6; write the IPv4 address", ErrInvalidSourceIP, raw)
-	case a.IsUnspecified(), a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsMulticast(), a.IsPrivate():
+	case !IsPublic(a):
 		return "", fmt.Errorf("%w %q: not a public address, so it never appears in aws:SourceIp; list the VPC instead",
 			ErrInvalidSourceIP, raw)
 	}
@@ -392,7 +413,15 @@ func (d Document) Map() map[string]any {
 	n := d.normalized()
 	stmts := make([]any, len(n.Statement))
 	for i, s := range n.Statement {
-		m := map[string]any{"Sid": s.Sid, "Effect": s.Effect, "Action": s.Action, "Resource": s.Resource}
+		action := s.Action
+		if list, ok := action.([]string); ok {
+			items := make([]any, len(list))
+			for j, x := range list {
+				items[j] = x
+			}
+			action = items
+		}
+		m := map[string]any{"Sid": s.Sid, "Effect": s.Effect, "Action": action, "Resource": s.Resource}
 		if s.Condition != nil {
 			cond := make(map[string]any, len(s.Condition))
 			for op, kv := range s.Condition {
@@ -417,12 +446,12 @@ func (d Document) Map() map[string]any {
 }
 
 // Size returns the number of characters IAM counts against the per-role
-// inline policy limit (MaxRolePolicySize): the length of the compact JSON,
-// whitespace excluded. It returns -1 if the document cannot be encoded.
+// inline policy limit (MaxRolePolicySize), see SizeOf. It returns -1 if the
+// document cannot be encoded.
 func (d Document) Size() int {
 	b, err := d.JSON()
 	if err != nil {
 		return -1
 	}
-	return utf8.RuneCount(b)
+	return SizeOf(b)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // AcknowledgeKey is the resource Metadata key that acknowledges findings of that resource,
@@ -21,7 +23,7 @@ import (
 //
 // The older ExemptKey ("defenders:exempt": "<reason>") is read as an acknowledgement of
 // DEF-LOCK-1.
-const AcknowledgeKey = "defenders:acknowledge"
+const AcknowledgeKey = contract.AcknowledgeMetadataKey
 
 // MinAcknowledgementReason is the shortest reason an acknowledgement accepts, in characters
 // after trimming spaces (lock.Exempt asks the same).

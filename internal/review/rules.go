@@ -1,6 +1,10 @@
 package review
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
+)
 
 // Rule is one check of the review (and of the guard, which runs the review over the
 // synthesized templates). Every finding names its rule; an acknowledgement names a rule and a
@@ -25,7 +29,7 @@ const (
 	RuleOpenableIngress    = "DEF-SG-3"
 	RuleIMDSv1             = "DEF-IMDS-1"
 	RuleIMDSv1Possible     = "DEF-IMDS-2"
-	RuleUnlockedRole       = "DEF-LOCK-1"
+	RuleUnlockedRole       = contract.RuleUnlockedRole
 	RuleLockMissesInternet = "DEF-LOCK-2"
 	RuleLockMissesEndpoint = "DEF-LOCK-3"
 	RuleLockAdmitsAll      = "DEF-LOCK-4"

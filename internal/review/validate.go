@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // ExemptKey is the resource Metadata key that exempts an EC2 role from
 // needing a lock; its value is the reason, shown in the report.
-const ExemptKey = "defenders:exempt"
+const ExemptKey = contract.ExemptMetadataKey
 
 // validator checks the shape of the template parts the review reads, so
 // that analysis can rely on it and malformed templates fail with an error

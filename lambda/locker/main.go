@@ -23,11 +23,13 @@
 //     is logged with its stack and counted in the LocksSkipped metric, and
 //     a CloudFormation error fails the role like any other.
 //
-// It fails closed: if the cold start fails (configuration, or the lockdown
-// that was asked for), no event is handled with anything less. Every
-// invocation retries the start and returns an error while it keeps
-// failing; the function never runs with unlocked credentials when
-// DEFENDERS_LOCKDOWN=true.
+// It fails closed, as every Defenders Lambda (internal/lambdarun): if the
+// cold start fails (configuration, or the lockdown that was asked for), it
+// logs "init failed" and exits, so that Lambda reports the failed init and
+// starts afresh for the next invocation; no event is handled with anything
+// less, and the function never runs with unlocked credentials when
+// DEFENDERS_LOCKDOWN is true. DEFENDERS_LOCKDOWN is "true" or "false" in any
+// case, unset for false; anything else fails the start (contract.ParseBool).
 package main
 
 import (
@@ -35,18 +37,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/defenders-cdk/defenders/internal/lockdown"
-	"github.com/defenders-cdk/defenders/internal/locker"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/lambdarun"
+	"github.com/defenders-cdk/defenders/internal/lockdown"
+	"github.com/defenders-cdk/defenders/internal/locker"
 )
 
 // envLockdown, when "true", locks the function's own credentials to its
@@ -54,91 +55,52 @@ import (
 // variables). The locker's own variables are read by locker.ConfigFromEnv.
 const envLockdown = contract.EnvLockdown
 
-// startTimeout bounds the cold start (Lambda's init phase allows 10 s);
-// a start retried during an invocation gets the invocation's deadline.
-const startTimeout = 8 * time.Second
-
 func main() {
-	a := &app{getenv: os.Getenv, out: os.Stdout, now: time.Now}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	_, _ = a.ready(ctx) // a failure is kept, reported and retried by every invocation
+	log := lambdarun.NewLogger(os.Stdout, os.Getenv(lambdarun.EnvLogLevel))
+	ctx, cancel := context.WithTimeout(context.Background(), lambdarun.StartTimeout)
+	a, err := start(ctx, os.Getenv, os.Stdout)
 	cancel()
+	if err != nil {
+		lambdarun.FailStart(log, err) // exits
+	}
 	lambda.Start(a)
 }
 
-// app is the function: its configuration, the locker once started, and
+// app is the started function: the locker, the lockdown provider and
 // stdout.
 type app struct {
-	getenv func(string) string
-	out    io.Writer
-	now    func() time.Time
-
-	mu       sync.Mutex
 	locker   *locker.Locker
 	provider *lockdown.Provider // nil unless locked down
+	log      *slog.Logger       // writes to out
+	out      io.Writer
 	outMu    sync.Mutex
+	now      func() time.Time
 }
 
-// ready returns the locker, starting it if the cold start has not
-// succeeded yet.
-func (a *app) ready(ctx context.Context) (*locker.Locker, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.locker != nil {
-		return a.locker, nil
-	}
-	l, p, err := start(ctx, a.getenv)
+// start builds the function from the environment. With
+// DEFENDERS_LOCKDOWN=true the locker's clients get the locked credentials,
+// or start fails.
+func start(ctx context.Context, getenv func(string) string, out io.Writer) (*app, error) {
+	lock, err := contract.ParseBool(envLockdown, getenv(envLockdown))
 	if err != nil {
-		return nil, err
-	}
-	a.locker, a.provider = l, p
-	return l, nil
-}
-
-// start builds the locker from the environment. With DEFENDERS_LOCKDOWN=true
-// the locker's clients get the locked credentials, or start fails.
-func start(ctx context.Context, getenv func(string) string) (*locker.Locker, *lockdown.Provider, error) {
-	lock, err := lockdownWanted(getenv(envLockdown))
-	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("locker: start: %w", err)
 	}
 	lc, err := locker.ConfigFromEnv(getenv) // before any call: a missing variable fails fast
 	if err != nil {
-		return nil, nil, fmt.Errorf("locker: start: %w", err)
+		return nil, fmt.Errorf("locker: start: %w", err)
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, provider, err := lambdarun.AWSConfig(ctx, getenv, lock, "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("locker: start: load the AWS configuration: %w", err)
-	}
-	var provider *lockdown.Provider
-	if lock {
-		opts, err := lockdown.OptionsFromEnv(getenv)
-		if err != nil {
-			return nil, nil, fmt.Errorf("locker: start: %s=true: %w", envLockdown, err)
-		}
-		cfg, provider, err = lockdown.Lock(ctx, cfg, opts)
-		if err != nil {
-			return nil, nil, fmt.Errorf("locker: start: %s=true: lock the function's own credentials: %w", envLockdown, err)
-		}
+		return nil, fmt.Errorf("locker: start: %w", err)
 	}
 	l, err := locker.NewFromConfig(cfg, lc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("locker: start: %w", err)
+		return nil, fmt.Errorf("locker: start: %w", err)
 	}
-	return l, provider, nil
-}
-
-// lockdownWanted parses DEFENDERS_LOCKDOWN: "true" or "false" (any case),
-// or empty for false. Anything else is an error rather than a guess, since
-// a mistyped "true" must not start the function unlocked.
-func lockdownWanted(v string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "true":
-		return true, nil
-	case "", "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("locker: start: %s=%q: want true or false", envLockdown, v)
+	return &app{
+		locker: l, provider: provider, out: out, now: time.Now,
+		log: lambdarun.NewLogger(out, getenv(lambdarun.EnvLogLevel)),
+	}, nil
 }
 
 // Invoke is the Lambda handler (lambda.Handler): one event in, one log
@@ -148,19 +110,10 @@ func lockdownWanted(v string) (bool, error) {
 // whose errorType says what failed.
 func (a *app) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	began := a.now()
-	var (
-		rep locker.Report
-		err error
-	)
-	l, startErr := a.ready(ctx)
-	if startErr != nil {
-		rep, err = locker.Report{Calls: map[string]int{}}, startErr
-	} else {
-		rep, err = l.Handle(ctx, json.RawMessage(payload))
-	}
+	rep, err := a.locker.Handle(ctx, json.RawMessage(payload))
 	inv := invocation{
-		raw: payload, report: rep, err: err, notStarted: startErr != nil,
-		began: began, duration: a.now().Sub(began), provider: a.lockdownProvider(),
+		raw: payload, report: rep, err: err,
+		began: began, duration: a.now().Sub(began), provider: a.provider,
 	}
 	a.emit(ctx, inv)
 	if err != nil {
@@ -171,11 +124,4 @@ func (a *app) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("locker: encode the response: %w", err)
 	}
 	return out, nil
-}
-
-// lockdownProvider returns the lockdown provider, or nil.
-func (a *app) lockdownProvider() *lockdown.Provider {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.provider
 }

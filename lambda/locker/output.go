@@ -3,17 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/defenders-cdk/defenders/internal/emf"
+	"github.com/defenders-cdk/defenders/internal/lambdarun"
 	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/locker"
 
@@ -69,13 +68,12 @@ type Summary struct {
 
 // invocation is everything one invocation reports.
 type invocation struct {
-	raw        []byte
-	report     locker.Report
-	err        error
-	notStarted bool
-	began      time.Time
-	duration   time.Duration
-	provider   *lockdown.Provider
+	raw      []byte
+	report   locker.Report
+	err      error
+	began    time.Time
+	duration time.Duration
+	provider *lockdown.Provider
 }
 
 // written counts the roles whose lock was written.
@@ -90,8 +88,7 @@ func (inv invocation) written() int {
 }
 
 // errorCount is the Errors metric: the failed roles, or 1 if the
-// invocation failed without a failed role (invalid event, listing failed,
-// not started).
+// invocation failed without a failed role (invalid event, listing failed).
 func (inv invocation) errorCount() int {
 	n := inv.report.Count(locker.ActionError)
 	if n == 0 && inv.err != nil {
@@ -117,7 +114,6 @@ func (inv invocation) summary() Summary {
 
 // Error types of the function's error payloads.
 const (
-	errorTypeNotStarted       = "Locker.NotStarted"
 	errorTypeInvalidEvent     = "Locker.InvalidEvent"
 	errorTypeUnsupportedEvent = "Locker.UnsupportedEvent"
 	errorTypeRoleFailed       = "Locker.RoleFailed"
@@ -129,10 +125,8 @@ const (
 // failed.
 func (inv invocation) lambdaError() error {
 	typ := errorTypeFailed
-	msg := oneLine(inv.err.Error())
+	msg := lambdarun.OneLine(inv.err.Error())
 	switch failed := inv.report.Count(locker.ActionError); {
-	case inv.notStarted:
-		typ = errorTypeNotStarted
 	case errors.Is(inv.err, locker.ErrMalformedEvent):
 		typ = errorTypeInvalidEvent
 	case errors.Is(inv.err, locker.ErrUnsupportedEvent):
@@ -143,11 +137,6 @@ func (inv invocation) lambdaError() error {
 			inv.report.Event.Kind, failed, len(inv.report.Results), msg)
 	}
 	return messages.InvokeResponse_Error{Type: typ, Message: msg}
-}
-
-// oneLine joins the lines of a joined error.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
 }
 
 // roleLog is one role's result in the log line.
@@ -193,7 +182,7 @@ func roleLogs(results []locker.Result) ([]roleLog, int) {
 		out = append(out, roleLog{
 			Role: r.Role, Action: r.Action, Mode: r.Mode, Written: r.Written, Instances: len(r.Instances),
 			SourceIPs: ips, SourceIPCount: len(r.SourceIPs), VPCs: r.VPCs, Size: r.Size, Budget: r.Budget,
-			Passes: r.Passes, Reason: r.Reason, Stack: r.Stack, StackStatus: r.StackStatus, Notes: r.Notes, Error: oneLine(r.Error),
+			Passes: r.Passes, Reason: r.Reason, Stack: r.Stack, StackStatus: r.StackStatus, Notes: r.Notes, Error: lambdarun.OneLine(r.Error),
 		})
 	}
 	return out, len(results) - len(picked)
@@ -201,10 +190,7 @@ func roleLogs(results []locker.Result) ([]roleLog, int) {
 
 // emit writes the invocation's log line and metrics line to stdout.
 func (a *app) emit(ctx context.Context, inv invocation) {
-	requestID := ""
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		requestID = lc.AwsRequestID
-	}
+	requestID := lambdarun.RequestID(ctx)
 	a.outMu.Lock()
 	defer a.outMu.Unlock()
 	a.logLine(ctx, requestID, inv)
@@ -224,7 +210,7 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 		calls = map[string]int{}
 	}
 	attrs := []slog.Attr{
-		slog.String("requestId", requestID),
+		slog.String(lambdarun.KeyRequestID, requestID),
 		slog.String("eventKind", string(rep.Event.Kind)),
 		slog.Any("event", rep.Event),
 		slog.Float64("durationMs", inv.durationMs()),
@@ -252,7 +238,7 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 		addr, expires := p.Address()
 		ld := []any{slog.String("address", prefixString(addr)), slog.Time("expires", expires)}
 		if err := p.LastError(); err != nil {
-			ld = append(ld, slog.String("lastRefreshError", oneLine(err.Error())))
+			ld = append(ld, slog.String("lastRefreshError", lambdarun.OneLine(err.Error())))
 		}
 		attrs = append(attrs, slog.Group("lockdown", ld...))
 	}
@@ -260,7 +246,7 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 	switch {
 	case inv.err != nil:
 		level, msg = slog.LevelError, "locker failed"
-		attrs = append(attrs, slog.String("error", oneLine(inv.err.Error())))
+		attrs = append(attrs, slog.String(lambdarun.KeyError, lambdarun.OneLine(inv.err.Error())))
 		if rep.Event.Kind == "" {
 			attrs = append(attrs, slog.String("rawEvent", truncate(inv.raw, maxLoggedRawEvent)))
 		}
@@ -269,48 +255,32 @@ func (a *app) logLine(ctx context.Context, requestID string, inv invocation) {
 	case rep.Count(locker.ActionSkipped) > 0:
 		msg = "locks skipped: CloudFormation is deleting their roles"
 	}
-	slog.New(slog.NewJSONHandler(a.out, nil)).LogAttrs(ctx, level, msg, attrs...)
+	a.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
+// lockerMetrics are the metrics of every EMF line.
+var lockerMetrics = append(emf.Counts(metricFallbackLocks, metricErrors, metricLocksWritten, metricLocksSkipped, metricAPICalls),
+	emf.Metric{Name: metricDurationMs, Unit: emf.Milliseconds})
+
 // metricsLine writes the invocation's CloudWatch Embedded Metric Format
-// line: the metrics carry no dimensions, like the construct's alarm.
+// line (internal/emf): the metrics carry no dimensions, like the
+// construct's alarm.
 func (a *app) metricsLine(requestID string, inv invocation) {
-	type metric struct {
-		Name string `json:"Name"`
-		Unit string `json:"Unit"`
-	}
-	type directive struct {
-		Namespace  string     `json:"Namespace"`
-		Dimensions [][]string `json:"Dimensions"`
-		Metrics    []metric   `json:"Metrics"`
-	}
-	doc := map[string]any{
-		"_aws": map[string]any{
-			"Timestamp": inv.began.UnixMilli(),
-			"CloudWatchMetrics": []directive{{
-				Namespace:  metricsNamespace,
-				Dimensions: [][]string{{}},
-				Metrics: []metric{
-					{metricFallbackLocks, "Count"}, {metricErrors, "Count"}, {metricLocksWritten, "Count"},
-					{metricLocksSkipped, "Count"}, {metricAPICalls, "Count"}, {metricDurationMs, "Milliseconds"},
-				},
-			}},
-		},
+	b, err := emf.Line(metricsNamespace, inv.began, requestID, lockerMetrics, map[string]any{
 		metricFallbackLocks: inv.report.Count(locker.ActionFallback),
 		metricErrors:        inv.errorCount(),
 		metricLocksWritten:  inv.written(),
 		metricLocksSkipped:  inv.report.Count(locker.ActionSkipped),
 		metricAPICalls:      inv.report.TotalCalls,
 		metricDurationMs:    inv.durationMs(),
-		"requestId":         requestID,
 		"eventKind":         string(inv.report.Event.Kind),
-	}
-	b, err := json.Marshal(doc)
+	})
 	if err != nil {
 		// Cannot happen with these types; say so on the log rather than lose it silently.
-		b = []byte(fmt.Sprintf(`{"level":"ERROR","msg":"encode metrics","error":%q}`, err.Error()))
+		a.log.Error("encode metrics", lambdarun.KeyError, err.Error())
+		return
 	}
-	_, _ = a.out.Write(append(b, '\n'))
+	_, _ = a.out.Write(b)
 }
 
 // prefixString renders an address, "" before the first lock.

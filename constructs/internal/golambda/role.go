@@ -12,7 +12,7 @@ import (
 // Environment variables that turn on internal/lockdown in a bundled Lambda.
 const (
 	EnvLockdown = contract.EnvLockdown
-	EnvRoleArn  = contract.EnvRoleARN
+	EnvRoleARN  = contract.EnvRoleARN
 )
 
 // NewRole creates a Lambda execution role. With lockdown, the function locks its own
@@ -54,6 +54,6 @@ func NewRole(scope constructs.Construct, id, description string, lockdown bool) 
 		Resources: &[]*string{underPath},
 	}))
 	env[EnvLockdown] = jsii.String("true")
-	env[EnvRoleArn] = role.RoleArn()
+	env[EnvRoleARN] = role.RoleArn()
 	return role, env
 }

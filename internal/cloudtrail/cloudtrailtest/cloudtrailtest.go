@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -782,4 +783,29 @@ func (id Identity) InAccount(account string) Identity {
 	id.ARN = swap(id.ARN)
 	id.IssuerARN = swap(id.IssuerARN)
 	return id
+}
+
+// Stolen returns a stolen-credential record of the fixture instance used
+// from attacker address ip.
+func Stolen(ip string, n int) []byte {
+	e := StolenFromForeignIP.Build()
+	e.SourceIP = ip
+	e.EventID = fmt.Sprintf("5a3b1c7d-84e6-4f40-9d3b-%012d", n)
+	return e.JSON()
+}
+
+// AttackerAddr returns the i-th attacker address.
+func AttackerAddr(i int) string { return fmt.Sprintf("203.0.113.%d", 1+i%250) }
+
+// StolenBatch returns a CloudWatch Logs event with n stolen-credential
+// records from n addresses, and the uniq_ids they must raise.
+func StolenBatch(n int) ([]byte, []string) {
+	recs := make([][]byte, n)
+	ids := make([]string, n)
+	for i := range n {
+		recs[i] = Stolen(AttackerAddr(i), i)
+		ids[i] = InstanceID + "-" + AttackerAddr(i)
+	}
+	sort.Strings(ids)
+	return CWLEvent(CWLPayload(recs...)), ids
 }

@@ -1,4 +1,4 @@
-package main
+package detectorfn
 
 import (
 	"bytes"
@@ -19,19 +19,19 @@ import (
 	"github.com/defenders-cdk/defenders/internal/detect"
 )
 
-// snsAPI is the part of the SNS client the detector uses.
-type snsAPI interface {
+// SNSAPI is the part of the SNS client the detector uses.
+type SNSAPI interface {
 	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
 }
 
-// sqsAPI is the part of the SQS client the detector uses.
-type sqsAPI interface {
+// SQSAPI is the part of the SQS client the detector uses.
+type SQSAPI interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 }
 
 var (
-	_ snsAPI = (*sns.Client)(nil)
-	_ sqsAPI = (*sqs.Client)(nil)
+	_ SNSAPI = (*sns.Client)(nil)
+	_ SQSAPI = (*sqs.Client)(nil)
 )
 
 // Message size budgets. SNS and SQS both accept 256 KiB per message,
@@ -47,7 +47,7 @@ const (
 // snsPublisher publishes alerts to the topic. It implements
 // detect.Publisher.
 type snsPublisher struct {
-	api      snsAPI
+	api      SNSAPI
 	topicARN string
 }
 
@@ -98,7 +98,7 @@ func permanentSNSError(err error) bool {
 
 // deadLetterQueue sends undeliverable alerts to the SQS dead-letter queue.
 type deadLetterQueue struct {
-	api      sqsAPI
+	api      SQSAPI
 	url      string
 	topicARN string
 }

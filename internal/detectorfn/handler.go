@@ -1,4 +1,4 @@
-package main
+package detectorfn
 
 import (
 	"cmp"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
 	"github.com/defenders-cdk/defenders/internal/detect"
+	"github.com/defenders-cdk/defenders/internal/lambdarun"
 )
 
 // Delivery guarantees
@@ -71,9 +72,9 @@ const (
 	maxLoggedItems = 10          // malformed items and undecided records logged per invocation
 )
 
-// handler is the Lambda handler. It implements lambda.Handler, so that the
+// Handler is the Lambda handler. It implements lambda.Handler, so that the
 // payload reaches the decoders without a JSON round trip.
-type handler struct {
+type Handler struct {
 	proc  *detect.Processor
 	pub   detect.Publisher
 	dlq   *deadLetterQueue
@@ -87,7 +88,7 @@ type handler struct {
 	accountOnce sync.Once // warns once when the function's account is unknown
 }
 
-func (h *handler) clock() time.Time {
+func (h *Handler) clock() time.Time {
 	if h.now != nil {
 		return h.now()
 	}
@@ -173,14 +174,14 @@ type Summary struct {
 }
 
 // Invoke handles one invocation.
-func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	start := h.clock()
 	requestID := ""
 	lc, hasLC := lambdacontext.FromContext(ctx)
 	if hasLC {
 		requestID = lc.AwsRequestID
 	}
-	log := h.log.With("request_id", requestID)
+	log := h.log.With(lambdarun.KeyRequestID, requestID)
 	if h.proc.Account() == "" {
 		// Without DEFENDERS_SELF_ROLE_ARN the invoked function's ARN names
 		// the account.
@@ -192,7 +193,7 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		if h.proc.Account() == "" {
 			h.accountOnce.Do(func() {
 				log.Warn("the function's account is unknown: records of every account are judged as this account's",
-					"hint", EnvSelfRoleARN+" or the invoked function ARN names it")
+					"hint", detect.EnvSelfRoleARN+" or the invoked function ARN names it")
 			})
 		}
 	}
@@ -216,7 +217,7 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		m.EventsSeen = b.Events
 		m.DurationMs = msSince(h.clock(), start)
 		h.emit(m, requestID)
-		log.Error("unusable event", "source", kind.String(), "bytes", len(payload), "error", err.Error())
+		log.Error("unusable event", "source", kind.String(), "bytes", len(payload), lambdarun.KeyError, err.Error())
 		return nil, invocationError(ErrTypeInvalidEvent, err)
 	}
 	for i, ie := range b.Errors {
@@ -224,7 +225,7 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			log.Warn("more malformed items", "count", b.Malformed-maxLoggedItems)
 			break
 		}
-		log.Warn("malformed item", "source", ie.Source.String(), "id", ie.ID, "sequence_number", ie.SequenceNumber, "error", ie.Error())
+		log.Warn("malformed item", "source", ie.Source.String(), "id", ie.ID, "sequence_number", ie.SequenceNumber, lambdarun.KeyError, ie.Error())
 	}
 
 	deadline, hasDeadline := ctx.Deadline()
@@ -261,7 +262,7 @@ func (h *handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			break
 		}
 		log.Warn("undecided record", "instance_id", u.InstanceID, "event_id", u.Record.EventID,
-			"sequence_number", u.Record.SequenceNumber, "error", u.Err.Error())
+			"sequence_number", u.Record.SequenceNumber, lambdarun.KeyError, u.Err.Error())
 	}
 	m.DurationMs = msSince(h.clock(), start)
 	h.emit(m, requestID)
@@ -328,7 +329,7 @@ func compareSequence(a, b string) int {
 
 // publish publishes alerts with workers concurrent detect publishers and
 // returns those that failed.
-func (h *handler) publish(ctx context.Context, alerts []detect.Alert) []detect.FailedAlert {
+func (h *Handler) publish(ctx context.Context, alerts []detect.Alert) []detect.FailedAlert {
 	var mu sync.Mutex
 	var failed []detect.FailedAlert
 	parallel(len(alerts), func(i int) {
@@ -345,7 +346,7 @@ func (h *handler) publish(ctx context.Context, alerts []detect.Alert) []detect.F
 // deadLetter sends failed alerts to the dead-letter queue and returns
 // those it could not send, with the queue's error joined to the publish
 // error.
-func (h *handler) deadLetter(ctx context.Context, failed []detect.FailedAlert, requestID string) []detect.FailedAlert {
+func (h *Handler) deadLetter(ctx context.Context, failed []detect.FailedAlert, requestID string) []detect.FailedAlert {
 	var mu sync.Mutex
 	var undelivered []detect.FailedAlert
 	now := h.clock()
@@ -392,7 +393,7 @@ const maxSummarisedAccounts = 20
 // a summary of all of them by reason and account. Other accounts' records
 // are routine with an organisation trail (info); unattributable records
 // are not (warn).
-func (h *handler) logSkipped(log *slog.Logger, skipped []detect.Skipped) {
+func (h *Handler) logSkipped(log *slog.Logger, skipped []detect.Skipped) {
 	if len(skipped) == 0 {
 		return
 	}
@@ -414,7 +415,7 @@ func (h *handler) logSkipped(log *slog.Logger, skipped []detect.Skipped) {
 		attrs := []any{"reason", string(sk.Reason), "account", sk.Account, "event_id", sk.Record.EventID,
 			"instance_id", sk.InstanceID, "aws_region", sk.Record.AWSRegion, "recipient_account", sk.Record.RecipientAccountID}
 		if sk.Err != nil {
-			attrs = append(attrs, "error", sk.Err.Error())
+			attrs = append(attrs, lambdarun.KeyError, sk.Err.Error())
 		}
 		log.Log(context.Background(), level, "skipped record", attrs...)
 	}
@@ -422,7 +423,7 @@ func (h *handler) logSkipped(log *slog.Logger, skipped []detect.Skipped) {
 }
 
 // logAlerts logs every alert with what became of it.
-func (h *handler) logAlerts(log *slog.Logger, alerts []detect.Alert, failed, undelivered []detect.FailedAlert) {
+func (h *Handler) logAlerts(log *slog.Logger, alerts []detect.Alert, failed, undelivered []detect.FailedAlert) {
 	key := func(a *detect.Alert) string { return a.UniqID + "|" + a.EventID }
 	outcome := make(map[string]string, len(failed))
 	for i := range failed {

@@ -1,12 +1,12 @@
-package main
+package detectorfn
 
 import (
-	"encoding/json"
 	"time"
 
-	"github.com/defenders-cdk/defenders/internal/detect"
-
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/detect"
+	"github.com/defenders-cdk/defenders/internal/emf"
+	"github.com/defenders-cdk/defenders/internal/lambdarun"
 )
 
 // MetricsNamespace is the CloudWatch namespace of the detector's metrics
@@ -51,57 +51,24 @@ func (m *metrics) add(s detect.Stats) {
 	m.CrossRegion = s.OtherRegion
 }
 
-// emfMetric declares one metric of an EMF record.
-type emfMetric struct {
-	Name string `json:"Name"`
-	Unit string `json:"Unit"`
-}
-
 // emfMetrics lists the metrics of every record.
-var emfMetrics = func() []emfMetric {
-	out := []emfMetric{}
-	for _, n := range []string{"EventsSeen", "InstanceSessions", "Alerts", "Suppressed", "Malformed", "Undecided",
-		"RegionLookupFailed", "SkippedOtherAccount", "SkippedUnattributable", "SkippedOtherRegion", "CrossRegion",
-		"Published", "PublishFailures", "DeadLettered", "Undelivered"} {
-		out = append(out, emfMetric{Name: n, Unit: "Count"})
-	}
-	return append(out, emfMetric{Name: "DurationMs", Unit: "Milliseconds"})
-}()
+var emfMetrics = append(emf.Counts("EventsSeen", "InstanceSessions", "Alerts", "Suppressed", "Malformed", "Undecided",
+	"RegionLookupFailed", "SkippedOtherAccount", "SkippedUnattributable", "SkippedOtherRegion", "CrossRegion",
+	"Published", "PublishFailures", "DeadLettered", "Undelivered"), emf.Metric{Name: "DurationMs", Unit: emf.Milliseconds})
 
-// emfDirective is an EMF metric directive.
-type emfDirective struct {
-	Namespace  string      `json:"Namespace"`
-	Dimensions [][]string  `json:"Dimensions"`
-	Metrics    []emfMetric `json:"Metrics"`
-}
-
-// emfRecord is the EMF envelope around metrics.
-type emfRecord struct {
-	AWS struct {
-		Timestamp         int64          `json:"Timestamp"`
-		CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
-	} `json:"_aws"`
-	RequestID string `json:"RequestId,omitempty"`
-	metrics
-}
-
-// emfLine renders m as one EMF line, without dimensions (one time series
-// per metric for the whole function, which is what the alarms use).
+// emfLine renders m as one EMF line (internal/emf), without dimensions
+// (one time series per metric for the whole function, which is what the
+// alarms use).
 func emfLine(m metrics, requestID string, now time.Time) []byte {
-	var r emfRecord
-	r.AWS.Timestamp = now.UnixMilli()
-	r.AWS.CloudWatchMetrics = []emfDirective{{Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: emfMetrics}}
-	r.RequestID = requestID
-	r.metrics = m
-	b, err := json.Marshal(&r)
+	line, err := emf.Line(MetricsNamespace, now, requestID, emfMetrics, m)
 	if err != nil { // cannot happen: plain numbers and strings
 		return nil
 	}
-	return append(b, '\n')
+	return line
 }
 
 // emit writes the invocation's EMF record to stdout.
-func (h *handler) emit(m metrics, requestID string) {
+func (h *Handler) emit(m metrics, requestID string) {
 	line := emfLine(m, requestID, h.clock())
 	if line == nil || h.out == nil {
 		return
@@ -109,6 +76,6 @@ func (h *handler) emit(m metrics, requestID string) {
 	h.outMu.Lock()
 	defer h.outMu.Unlock()
 	if _, err := h.out.Write(line); err != nil {
-		h.log.Error("write metrics", "error", err.Error())
+		h.log.Error("write metrics", lambdarun.KeyError, err.Error())
 	}
 }

@@ -1,0 +1,70 @@
+package detect
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadSettings(t *testing.T) {
+	valid := map[string]string{
+		EnvTopicARN: "arn:aws:sns:eu-west-1:111122223333:alerts",
+		EnvDLQURL:   "https://sqs.eu-west-1.amazonaws.com/111122223333/dlq",
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Settings
+		wantErr string
+	}{
+		{name: "defaults", want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute}},
+		{name: "as the construct sets it", env: map[string]string{
+			EnvDedupeWindow: "1h0m0s", EnvInventoryTTL: "10m0s", EnvSelfRoleARN: "arn:aws:iam::111122223333:role/detector",
+		}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, SelfRoleARN: "arn:aws:iam::111122223333:role/detector"}},
+		{name: "dedupe off", env: map[string]string{EnvDedupeWindow: "0s"}, want: Settings{DedupeWindow: -1, InventoryTTL: 10 * time.Minute}},
+		{name: "lockdown", env: map[string]string{EnvLockdown: "true"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Lockdown: true}},
+		{name: "lockdown off", env: map[string]string{EnvLockdown: "false"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute}},
+		{name: "no topic", env: map[string]string{EnvTopicARN: ""}, wantErr: EnvTopicARN},
+		{name: "topic not SNS", env: map[string]string{EnvTopicARN: "arn:aws:sqs:eu-west-1:1:q"}, wantErr: EnvTopicARN},
+		{name: "no queue", env: map[string]string{EnvDLQURL: ""}, wantErr: EnvDLQURL},
+		{name: "queue not a URL", env: map[string]string{EnvDLQURL: "dlq"}, wantErr: EnvDLQURL},
+		{name: "bad window", env: map[string]string{EnvDedupeWindow: "1 hour"}, wantErr: EnvDedupeWindow},
+		{name: "negative window", env: map[string]string{EnvDedupeWindow: "-1h"}, wantErr: EnvDedupeWindow},
+		{name: "zero TTL", env: map[string]string{EnvInventoryTTL: "0s"}, wantErr: EnvInventoryTTL},
+		{name: "bad TTL", env: map[string]string{EnvInventoryTTL: "soon"}, wantErr: EnvInventoryTTL},
+		{name: "bad role", env: map[string]string{EnvSelfRoleARN: "detector"}, wantErr: EnvSelfRoleARN},
+		{name: "bad lockdown", env: map[string]string{EnvLockdown: "True please"}, wantErr: EnvLockdown},
+		{name: "the function's region", env: map[string]string{EnvRegion: "us-east-1"},
+			want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Region: "us-east-1"}},
+		{name: "regions searched", env: map[string]string{EnvRegions: " eu-west-1, us-gov-west-1,,eu-west-1,ap-southeast-4 "},
+			want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Regions: []string{"eu-west-1", "us-gov-west-1", "ap-southeast-4"}}},
+		{name: "a region that is not one", env: map[string]string{EnvRegions: "eu-west-1,Frankfurt"}, wantErr: EnvRegions},
+		{name: "a region list without a region", env: map[string]string{EnvRegions: " , "}, wantErr: EnvRegions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range valid {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got, err := LoadSettings(func(k string) string { return env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.TopicARN, tt.want.DLQURL = valid[EnvTopicARN], valid[EnvDLQURL]
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("settings\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
