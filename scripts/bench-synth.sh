@@ -1,32 +1,130 @@
 #!/usr/bin/env bash
-# Synth time, side by side in one run (machines are noisy): the Defenders app as a prebuilt
-# binary, with every stack and check, against the seed design in TypeScript
-# (../shared/bench/ts-reference). Prints each run and the medians. Usage: scripts/bench-synth.sh [runs]
+# Synth time, measured honestly, side by side in one run (the machine is noisy: runs alternate A B A B).
+#   (1) cmd/seedport (a Go port of the seed's three stacks, prebuilt) vs the TypeScript reference
+#       (../shared/bench/ts-reference, compiled once with tsc, run with node): the language tax.
+#   (2) the same with cdk-nag's AwsSolutions pack on both sides (-nag / TS_NAG=1).
+#   (3) the whole app (prebuilt `go build .`) vs (1)'s Go port: what our features cost.
+#   All get the CDK_CONTEXT_JSON that `cdk synth` passes (captured from the CLI: cdk.json context,
+#   metadata settings), plus the defenders:sshCidr pin and aws:cdk:bundling-stacks [] (bundling skipped).
+#   (4) `cdk synth` end to end (cdk.json's app), warm, with bundling vs with bundling skipped
+#       (--exclusively matt: synth still builds every stack, but bundles only matt, which has no Lambda).
+# Also: the templates of (1) compared after normalising, peak RSS of the app's synth (max RSS of a single
+# process in its tree, i.e. the jsii node child or the Go binary, from /usr/bin/time %M), and files left in
+# a private $TMPDIR by one synth. Usage: scripts/bench-synth.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-7}
-export PATH=$PWD/.tools/node_modules/.bin:$PATH
+export PATH=$PWD/.tools/node_modules/.bin:$PATH CDK_DISABLE_VERSION_CHECK=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+say() { printf '%s\n' "$*" >&2; }
+
+say "building: go build . and ./cmd/seedport"
 go build -o "$work/defenders" .
-# Lambda bundling is cached by asset hash; skip it so that the figure is synth itself.
-ctx='{"defenders:sshCidr":"203.0.113.10/32","aws:cdk:bundling-stacks":[]}'
-ts=""
-if [ -d ../shared/bench/ts-reference ]; then
-  cp -r ../shared/bench/ts-reference "$work/ts" && chmod -R u+w "$work/ts"
-  if (cd "$work/ts" && npm install --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then ts="$work/ts"; fi
+go build -o "$work/seedport" ./cmd/seedport
+
+# The context `cdk synth` passes to the app: ask the CLI itself (an app that records it and exits).
+node -e 1 # fail early without node
+cdk synth --app "node -e \"require('fs').writeFileSync('$work/cli-ctx.json', process.env.CDK_CONTEXT_JSON || '{}')\"" >/dev/null 2>&1 || true
+if [ ! -s "$work/cli-ctx.json" ]; then
+  say "could not capture the CLI's context; using cdk.json's"
+  node -e "process.stdout.write(JSON.stringify(require('./cdk.json').context))" >"$work/cli-ctx.json"
 fi
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-: >"$work/go.txt"; : >"$work/ts.txt"
-for i in $(seq "$runs"); do
-  out=$(mktemp -d -p "$work")
-  /usr/bin/time -f %e -o "$work/t" env CDK_OUTDIR="$out" CDK_CONTEXT_JSON="$ctx" "$work/defenders" >/dev/null 2>&1
-  cat "$work/t" >>"$work/go.txt"
-  if [ -n "$ts" ]; then
-    out=$(mktemp -d -p "$work")
-    (cd "$ts" && /usr/bin/time -f %e -o "$work/t" env CDK_OUTDIR="$out" npx tsx app.ts >/dev/null 2>&1) && cat "$work/t" >>"$work/ts.txt"
+ctx=$(node -e "const c=require('$work/cli-ctx.json'); c['defenders:sshCidr']='203.0.113.10/32'; c['aws:cdk:bundling-stacks']=[]; process.stdout.write(JSON.stringify(c))")
+
+# The TS reference, on the versions the Go app uses, compiled once.
+ref=../shared/bench/ts-reference
+[ -d "$ref" ] || ref=/work/shared/bench/ts-reference
+ver() { go list -m -f '{{.Version}}' "$1" | sed 's/^v//'; }
+cdklib=$(ver github.com/aws/aws-cdk-go/awscdk/v2); cons=$(ver github.com/aws/constructs-go/constructs/v10)
+nagv=$(ver github.com/cdklabs/cdk-nag-go/cdknag/v2)
+say "TS reference: aws-cdk-lib@$cdklib constructs@$cons cdk-nag@$nagv, tsc, node $(node --version)"
+cp -r "$ref" "$work/ts" && chmod -R u+w "$work/ts"
+(cd "$work/ts" && rm -f package-lock.json &&
+  npm install --no-audit --no-fund --loglevel=error --save-exact "aws-cdk-lib@$cdklib" "constructs@$cons" "cdk-nag@$nagv" typescript@5 @types/node@22 >/dev/null &&
+  npx tsc --target es2022 --module commonjs --skipLibCheck --types node app.ts)
+
+synth() { # label outdir cmd...: runs one synth, appends "seconds rss_kb" to $work/<label>.txt
+  local label=$1 out=$2; shift 2
+  mkdir -p "$out"
+  if ! /usr/bin/time -f '%e %M' -o "$work/t" env CDK_OUTDIR="$out" CDK_CONTEXT_JSON="$ctx" "$@" >"$work/log" 2>&1; then
+    say "$label failed:"; tail -20 "$work/log" >&2; exit 1
   fi
+  cat "$work/t" >>"$work/$label.txt"
+}
+go_seed()     { synth go-seed "$1" "$work/seedport"; }
+ts_seed()     { (cd "$work/ts" && synth ts-seed "$1" node app.js); }
+go_nag()      { synth go-nag "$1" "$work/seedport" -nag; }
+ts_nag()      { (cd "$work/ts" && TS_NAG=1 synth ts-nag "$1" node app.js); }
+app()         { synth app "$1" "$work/defenders"; }
+
+# Both sides of (1) must build the same thing: compare templates without asset hashes and CDK metadata.
+go_seed "$work/cmp-go"; ts_seed "$work/cmp-ts"; rm -f "$work"/go-seed.txt "$work"/ts-seed.txt
+cat >"$work/norm.js" <<'JS'
+const fs = require('fs');
+const strip = (v) => {
+  if (Array.isArray(v)) return v.map(strip);
+  if (v && typeof v === 'object') {
+    const o = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'Metadata' || k === 'CDKMetadata' || k === 'CDKMetadataAvailable') continue;
+      o[k] = strip(x);
+    }
+    return o;
+  }
+  return typeof v === 'string' ? v.replace(/[0-9a-f]{64}/g, '<hash>') : v;
+};
+process.stdout.write(JSON.stringify(strip(JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))), null, 1));
+JS
+diffs=0
+for s in battleground matt luke; do
+  node "$work/norm.js" "$work/cmp-go/$s.template.json" >"$work/go.$s.json"
+  node "$work/norm.js" "$work/cmp-ts/$s.template.json" >"$work/ts.$s.json"
+  if ! diff -u "$work/ts.$s.json" "$work/go.$s.json" >"$work/diff.$s" ; then diffs=1; say "template $s differs (ts → go):"; head -40 "$work/diff.$s" >&2; fi
 done
-echo "defenders (5 stacks, cdk-nag, guard): runs $(tr '\n' ' ' <"$work/go.txt")median $(median <"$work/go.txt") s"
-[ -n "$ts" ] && echo "ts-reference (3 stacks, no checks):   runs $(tr '\n' ' ' <"$work/ts.txt")median $(median <"$work/ts.txt") s"
-true
+[ "$diffs" = 0 ] && echo "templates of (1): Go port and TS reference identical (battleground, matt, luke; asset hashes and CDK metadata normalised)"
+
+# Files left in TMPDIR by one synth of the app.
+mkdir -p "$work/tmp"
+before=$(find "$work/tmp" -mindepth 1 | wc -l)
+TMPDIR="$work/tmp" synth tmpcheck "$work/out-tmp" "$work/defenders"
+after=$(find "$work/tmp" -mindepth 1 | wc -l); left=$(du -sk "$work/tmp" | cut -f1)
+echo "temp files left in \$TMPDIR by one synth of the app: $((after - before)) entries, ${left} KB"
+
+say "timing: $runs alternating runs of each"
+for i in $(seq "$runs"); do
+  go_seed "$work/o/gs$i"; ts_seed "$work/o/ts$i"; go_nag "$work/o/gn$i"; ts_nag "$work/o/tn$i"; app "$work/o/ap$i"
+  rm -rf "$work/o"
+  printf '.' >&2
+done
+say ""
+
+# (4) cdk synth end to end, warm (one untimed run of each first; output dirs reused, as a user's cdk.out is).
+cdksynth() { # label outdir extra-args...
+  local label=$1 out=$2; shift 2
+  /usr/bin/time -f '%e %M' -o "$work/t" cdk synth -q -o "$out" "$@" >"$work/log" 2>&1 || { say "cdk synth $label failed:"; tail -20 "$work/log" >&2; exit 1; }
+  cat "$work/t" >>"$work/$label.txt"
+}
+cruns=$(( runs < 5 ? runs : 5 ))
+say "cdk synth: warm-up, then $cruns alternating runs of each"
+cdksynth warm "$work/cdk-b"; cdksynth warm "$work/cdk-nb" --exclusively matt
+for i in $(seq "$cruns"); do
+  cdksynth cdk-bundling "$work/cdk-b"; cdksynth cdk-nobundling "$work/cdk-nb" --exclusively matt; printf '.' >&2
+done
+say ""
+
+col() { awk -v c="$2" '{print $c}' "$work/$1.txt"; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+med() { col "$1" 1 | median; }
+row() { # title a b
+  local ma mb; ma=$(med "$2"); mb=$(med "$3")
+  printf '%s\n  %-15s runs %s median %s s\n  %-15s runs %s median %s s\n  ratio %s\n' "$1" \
+    "$2" "$(col "$2" 1 | tr '\n' ' ')" "$ma" "$3" "$(col "$3" 1 | tr '\n' ' ')" "$mb" \
+    "$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.2fx", a/b}')"
+}
+echo "synth time, $(date -u +%F), $(nproc) cores, node $(node --version), aws-cdk-go $cdklib, $runs alternating runs"
+row "(1) Go port of the seed vs TS reference (target <= 1.3x)" go-seed ts-seed
+row "(2) the same with cdk-nag AwsSolutions on both sides (target <= 1.25x)" go-nag ts-nag
+row "(3) the whole app vs the Go port of the seed (target <= 1.6x)" app go-seed
+row "(4) cdk synth warm, with bundling vs bundling skipped (target <= 1.2x)" cdk-bundling cdk-nobundling
+echo "peak RSS of one synth of the app (largest process): median $(col app 2 | median) KB (runs $(col app 2 | tr '\n' ' ')); target <= 250 MB"
