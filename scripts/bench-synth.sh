@@ -91,6 +91,18 @@ TMPDIR="$work/tmp" synth tmpcheck "$work/out-tmp" "$work/defenders"
 after=$(find "$work/tmp" -mindepth 1 | wc -l); left=$(du -sk "$work/tmp" | cut -f1)
 echo "temp files left in \$TMPDIR by one synth of the app: $((after - before)) entries, ${left} KB"
 
+# Peak memory of the whole process tree (the Go binary, jsii's node wrapper and the node kernel it
+# starts), summed and sampled every 20 ms, one run.
+CDK_OUTDIR="$work/out-rss" CDK_CONTEXT_JSON="$ctx" "$work/defenders" >/dev/null 2>&1 & pid=$!
+treemax=0
+while kill -0 "$pid" 2>/dev/null; do
+  sum=$({ ps -e -o pid=,ppid=,rss= || true; } | awk -v root="$pid" '
+    {pp[$1] = $2; rss[$1] = $3}
+    END {for (p in pp) {q = p; while (q != "" && q != root && q in pp && q > 1) q = pp[q]; if (q == root) s += rss[p]}; print s + 0}')
+  [ "$sum" -gt "$treemax" ] && treemax=$sum
+  sleep 0.02
+done
+wait "$pid" || true
 say "timing: $runs alternating runs of each"
 for i in $(seq "$runs"); do
   go_seed "$work/o/gs$i"; ts_seed "$work/o/ts$i"; go_nag "$work/o/gn$i"; ts_nag "$work/o/tn$i"; app "$work/o/ap$i"
@@ -116,11 +128,12 @@ say ""
 col() { awk -v c="$2" '{print $c}' "$work/$1.txt"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 med() { col "$1" 1 | median; }
-row() { # title a b
-  local ma mb; ma=$(med "$2"); mb=$(med "$3")
-  printf '%s\n  %-15s runs %s median %s s\n  %-15s runs %s median %s s\n  ratio %s\n' "$1" \
+row() { # title a b: each side's runs and median, the ratio of each pair (same iteration) and its median
+  local ma mb pr; ma=$(med "$2"); mb=$(med "$3")
+  pr=$(paste -d' ' <(col "$2" 1) <(col "$3" 1) | awk '{printf "%.2f\n", $1/$2}')
+  printf '%s\n  %-15s runs %s median %s s\n  %-15s runs %s median %s s\n  ratio of medians %s; per pair %s(median %sx)\n' "$1" \
     "$2" "$(col "$2" 1 | tr '\n' ' ')" "$ma" "$3" "$(col "$3" 1 | tr '\n' ' ')" "$mb" \
-    "$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.2fx", a/b}')"
+    "$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.2fx", a/b}')" "$(tr '\n' ' ' <<<"$pr")" "$(median <<<"$pr")"
 }
 echo "synth time, $(date -u +%F), $(nproc) cores, node $(node --version), aws-cdk-go $cdklib, $runs alternating runs"
 row "(1) Go port of the seed vs TS reference (target <= 1.3x)" go-seed ts-seed
@@ -128,3 +141,4 @@ row "(2) the same with cdk-nag AwsSolutions on both sides (target <= 1.25x)" go-
 row "(3) the whole app vs the Go port of the seed (target <= 1.6x)" app go-seed
 row "(4) cdk synth warm, with bundling vs bundling skipped (target <= 1.2x)" cdk-bundling cdk-nobundling
 echo "peak RSS of one synth of the app (largest process): median $(col app 2 | median) KB (runs $(col app 2 | tr '\n' ' ')); target <= 250 MB"
+echo "peak RSS of the app's process tree (Go + jsii node processes, summed, sampled every 20 ms, one run): ${treemax} KB"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,6 +67,23 @@ func cdkVersion(t *testing.T, dir string) string {
 // package documentation says why the guard does not rely on them): on aws-cdk-go v2.240.0 a
 // violation is reported but synth does not fail; on v2.277.0 synth fails.
 func TestPolicyValidationPlugin(t *testing.T) {
+	// CDK prints the plugin's report from inside the jsii kernel, and the runtime forwards it to
+	// this process's stdout whenever it next reads from the kernel: in a later test, or inside an
+	// Example's captured output. Run the probe in a process of its own.
+	if os.Getenv("DEFENDERS_PLUGIN_PROBE") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPolicyValidationPlugin$", "-test.v")
+		cmd.Env = append(os.Environ(), "DEFENDERS_PLUGIN_PROBE=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the plugin probe failed: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "plugin_test.go") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+		return
+	}
 	p := &probePlugin{}
 	dir := t.TempDir()
 	ctx := map[string]any{"@aws-cdk/core:validationReportJson": true}
