@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,8 +10,8 @@ import (
 
 func TestLoadSettings(t *testing.T) {
 	valid := map[string]string{
-		EnvTopicARN: "arn:aws:sns:eu-west-1:111122223333:alerts",
-		EnvDLQURL:   "https://sqs.eu-west-1.amazonaws.com/111122223333/dlq",
+		contract.EnvTopicARN: "arn:aws:sns:eu-west-1:111122223333:alerts",
+		contract.EnvDLQURL:   "https://sqs.eu-west-1.amazonaws.com/111122223333/dlq",
 	}
 	tests := []struct {
 		name    string
@@ -20,27 +21,27 @@ func TestLoadSettings(t *testing.T) {
 	}{
 		{name: "defaults", want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute}},
 		{name: "as the construct sets it", env: map[string]string{
-			EnvDedupeWindow: "1h0m0s", EnvInventoryTTL: "10m0s", EnvSelfRoleARN: "arn:aws:iam::111122223333:role/detector",
+			contract.EnvDedupeWindow: "1h0m0s", contract.EnvInventoryTTL: "10m0s", contract.EnvSelfRoleARN: "arn:aws:iam::111122223333:role/detector",
 		}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, SelfRoleARN: "arn:aws:iam::111122223333:role/detector"}},
-		{name: "dedupe off", env: map[string]string{EnvDedupeWindow: "0s"}, want: Settings{DedupeWindow: -1, InventoryTTL: 10 * time.Minute}},
-		{name: "lockdown", env: map[string]string{EnvLockdown: "true"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Lockdown: true}},
-		{name: "lockdown off", env: map[string]string{EnvLockdown: "false"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute}},
-		{name: "no topic", env: map[string]string{EnvTopicARN: ""}, wantErr: EnvTopicARN},
-		{name: "topic not SNS", env: map[string]string{EnvTopicARN: "arn:aws:sqs:eu-west-1:1:q"}, wantErr: EnvTopicARN},
-		{name: "no queue", env: map[string]string{EnvDLQURL: ""}, wantErr: EnvDLQURL},
-		{name: "queue not a URL", env: map[string]string{EnvDLQURL: "dlq"}, wantErr: EnvDLQURL},
-		{name: "bad window", env: map[string]string{EnvDedupeWindow: "1 hour"}, wantErr: EnvDedupeWindow},
-		{name: "negative window", env: map[string]string{EnvDedupeWindow: "-1h"}, wantErr: EnvDedupeWindow},
-		{name: "zero TTL", env: map[string]string{EnvInventoryTTL: "0s"}, wantErr: EnvInventoryTTL},
-		{name: "bad TTL", env: map[string]string{EnvInventoryTTL: "soon"}, wantErr: EnvInventoryTTL},
-		{name: "bad role", env: map[string]string{EnvSelfRoleARN: "detector"}, wantErr: EnvSelfRoleARN},
-		{name: "bad lockdown", env: map[string]string{EnvLockdown: "True please"}, wantErr: EnvLockdown},
+		{name: "dedupe off", env: map[string]string{contract.EnvDedupeWindow: "0s"}, want: Settings{DedupeWindow: -1, InventoryTTL: 10 * time.Minute}},
+		{name: "lockdown", env: map[string]string{contract.EnvLockdown: "true"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Lockdown: true}},
+		{name: "lockdown off", env: map[string]string{contract.EnvLockdown: "false"}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute}},
+		{name: "no topic", env: map[string]string{contract.EnvTopicARN: ""}, wantErr: contract.EnvTopicARN},
+		{name: "topic not SNS", env: map[string]string{contract.EnvTopicARN: "arn:aws:sqs:eu-west-1:1:q"}, wantErr: contract.EnvTopicARN},
+		{name: "no queue", env: map[string]string{contract.EnvDLQURL: ""}, wantErr: contract.EnvDLQURL},
+		{name: "queue not a URL", env: map[string]string{contract.EnvDLQURL: "dlq"}, wantErr: contract.EnvDLQURL},
+		{name: "bad window", env: map[string]string{contract.EnvDedupeWindow: "1 hour"}, wantErr: contract.EnvDedupeWindow},
+		{name: "negative window", env: map[string]string{contract.EnvDedupeWindow: "-1h"}, wantErr: contract.EnvDedupeWindow},
+		{name: "zero TTL", env: map[string]string{contract.EnvInventoryTTL: "0s"}, wantErr: contract.EnvInventoryTTL},
+		{name: "bad TTL", env: map[string]string{contract.EnvInventoryTTL: "soon"}, wantErr: contract.EnvInventoryTTL},
+		{name: "bad role", env: map[string]string{contract.EnvSelfRoleARN: "detector"}, wantErr: contract.EnvSelfRoleARN},
+		{name: "bad lockdown", env: map[string]string{contract.EnvLockdown: "True please"}, wantErr: contract.EnvLockdown},
 		{name: "the function's region", env: map[string]string{EnvRegion: "us-east-1"},
 			want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Region: "us-east-1"}},
-		{name: "regions searched", env: map[string]string{EnvRegions: " eu-west-1, us-gov-west-1,,eu-west-1,ap-southeast-4 "},
+		{name: "regions searched", env: map[string]string{contract.EnvRegions: " eu-west-1, us-gov-west-1,,eu-west-1,ap-southeast-4 "},
 			want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Regions: []string{"eu-west-1", "us-gov-west-1", "ap-southeast-4"}}},
-		{name: "a region that is not one", env: map[string]string{EnvRegions: "eu-west-1,Frankfurt"}, wantErr: EnvRegions},
-		{name: "a region list without a region", env: map[string]string{EnvRegions: " , "}, wantErr: EnvRegions},
+		{name: "a region that is not one", env: map[string]string{contract.EnvRegions: "eu-west-1,Frankfurt"}, wantErr: contract.EnvRegions},
+		{name: "a region list without a region", env: map[string]string{contract.EnvRegions: " , "}, wantErr: contract.EnvRegions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +62,7 @@ func TestLoadSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.want.TopicARN, tt.want.DLQURL = valid[EnvTopicARN], valid[EnvDLQURL]
+			tt.want.TopicARN, tt.want.DLQURL = valid[contract.EnvTopicARN], valid[contract.EnvDLQURL]
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("settings\n got %+v\nwant %+v", got, tt.want)
 			}

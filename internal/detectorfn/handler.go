@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/detect"
 	"github.com/defenders-cdk/defenders/internal/lambdarun"
 )
@@ -193,7 +194,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		if h.proc.Account() == "" {
 			h.accountOnce.Do(func() {
 				log.Warn("the function's account is unknown: records of every account are judged as this account's",
-					"hint", detect.EnvSelfRoleARN+" or the invoked function ARN names it")
+					"hint", contract.EnvSelfRoleARN+" or the invoked function ARN names it")
 			})
 		}
 	}
