@@ -20,6 +20,13 @@ const (
 	EnvSelfRoleARN = "DEFENDERS_SELF_ROLE_ARN"
 	// EnvRegions optionally restricts the regions searched for instances of other regions.
 	EnvRegions = "DEFENDERS_REGIONS"
+	// EnvTrustedEgressPrefixes holds the app's trusted egress prefixes (comma-separated public
+	// CIDRs: central NAT gateways reached over Transit Gateway, corporate proxies); the detector
+	// and the locker read it (lockpolicy.ParseTrust).
+	EnvTrustedEgressPrefixes = "DEFENDERS_TRUSTED_EGRESS_PREFIXES"
+	// EnvSharedVPCEndpoints holds the app's shared VPC endpoints (comma-separated vpce- ids of
+	// interface endpoints in a shared-services VPC); the detector and the locker read it.
+	EnvSharedVPCEndpoints = "DEFENDERS_SHARED_VPC_ENDPOINTS"
 )
 
 // Environment variables of the locker Lambda (constructs/locker sets them).
@@ -59,6 +66,9 @@ const (
 	LockPolicyName = "defenders-lock"
 	// LockerRolePath is the IAM path of the roles the locker manages by default.
 	LockerRolePath = "/defenders/"
+	// LockModeTagKey is the role tag that records a lock's mode (one of lockpolicy's Mode values):
+	// the construct writes it with the lock, the locker renders the same mode, the review shows it.
+	LockModeTagKey = "defenders:lock-mode"
 )
 
 // BuildFlags are the go build flags of every shipped Lambda binary: no paths, no VCS stamp, no
@@ -104,6 +114,8 @@ const (
 	KeyLocker                      = "defenders:locker"
 	KeyLockerReservedConcurrency   = "defenders:lockerReservedConcurrency"
 	KeyLockdown                    = "defenders:lockdown"
+	KeyTrustedEgressPrefixes       = "defenders:trustedEgressPrefixes"
+	KeySharedVPCEndpoints          = "defenders:sharedVpcEndpoints"
 )
 
 // RuleUnlockedRole is the review's rule "EC2 role without a lock" (internal/review's catalogue):

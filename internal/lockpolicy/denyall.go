@@ -17,6 +17,6 @@ package lockpolicy
 func DenyAll() Document {
 	return Document{
 		Version:   PolicyVersion,
-		Statement: []Statement{denyPublicCalls(nil), denyEndpointCalls(nil)},
+		Statement: []Statement{denyPublicCalls(nil), denyEndpointCalls(nil, nil)},
 	}
 }

@@ -97,6 +97,10 @@ type Lock struct {
 	// VPCs are the ids of the VPCs whose VPC endpoints the role may call
 	// through (vpc-xxxxxxxx, or tokens).
 	VPCs []string
+	// Trust is what the whole app trusts besides the instance: its egress
+	// prefixes join SourceIPs, its shared VPC endpoints are admitted by
+	// aws:SourceVpce next to VPCs (see Trust).
+	Trust Trust
 }
 
 // Options tunes Render.
@@ -178,10 +182,16 @@ func Render(l Lock, o Options) (Document, error) {
 		}
 		vpcs = append(vpcs, raw)
 	}
+	trust, err := l.Trust.Validate(isToken)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Document{}, fmt.Errorf("lockpolicy: render: %w", err)
 	}
-	if len(ips) == 0 && len(vpcs) == 0 {
+	ips = append(ips, trust.EgressPrefixes...)
+	shared := trust.SharedVPCEndpoints
+	if len(ips) == 0 && len(vpcs) == 0 && len(shared) == 0 {
 		return Document{}, fmt.Errorf("lockpolicy: render: %w", ErrNothingToLock)
 	}
 	ips = sortedUnique(ips)
@@ -195,8 +205,8 @@ func Render(l Lock, o Options) (Document, error) {
 	// calls, or requests of unknown origin, which must be denied too. Every
 	// statement below is scoped with Null {"aws:SourceIp": "true"} so it
 	// never touches internet calls, which are fully handled above.
-	st = append(st, denyEndpointCalls(vpcs))
-	if len(vpcs) == 0 {
+	st = append(st, denyEndpointCalls(vpcs, shared))
+	if len(vpcs) == 0 && len(shared) == 0 {
 		return Document{Version: PolicyVersion, Statement: st}, nil
 	}
 	notViaService := notViaAWSService()
@@ -236,8 +246,19 @@ func Render(l Lock, o Options) (Document, error) {
 	// SidDenyEndpointCallsFromOtherVpcs), and credentials without
 	// aws:Ec2InstanceSourceVpc are denied because StringNotEquals on an
 	// absent key is TRUE.
+	//
+	// A shared endpoint (Trust.SharedVPCEndpoints) lives in another VPC, so
+	// there aws:SourceVpc is the endpoint's VPC and never the instance's:
+	// the statement spares calls through a listed endpoint (keys within one
+	// operator are ANDed: deny only if the VPCs differ AND the endpoint is
+	// not a shared one). An absent aws:SourceVpce makes StringNotEquals TRUE:
+	// still denied.
+	outside := map[string]any{"aws:Ec2InstanceSourceVpc": "${aws:SourceVpc}"}
+	if len(shared) > 0 {
+		outside["aws:SourceVpce"] = listValue(shared)
+	}
 	st = append(st, deny(SidDenyEndpointCallsFromOutsideTheInstanceVpc, map[string]map[string]any{
-		"StringNotEquals": {"aws:Ec2InstanceSourceVpc": "${aws:SourceVpc}"},
+		"StringNotEquals": outside,
 		"Null":            {"aws:SourceIp": "true", "aws:SourceVpc": "false"},
 		"BoolIfExists":    notViaService,
 	}))
@@ -288,13 +309,14 @@ func denyPublicCalls(ips []string) Statement {
 }
 
 // denyEndpointCalls is the first statement of the path without
-// aws:SourceIp: with vpcs, it denies calls through a VPC endpoint of a VPC
-// that is not listed (SidDenyEndpointCallsFromOtherVpcs, (d)); without,
-// every request that did not come over the internet, including requests
-// with no network origin at all (SidDenyEndpointCallsFromAnyVpc). vpcs
-// must be sorted and unique.
-func denyEndpointCalls(vpcs []string) Statement {
-	if len(vpcs) == 0 {
+// aws:SourceIp: with vpcs or shared endpoints, it denies calls through a
+// VPC endpoint that is neither in a listed VPC nor a listed shared endpoint
+// (SidDenyEndpointCallsFromOtherVpcs, (d)); without, every request that did
+// not come over the internet, including requests with no network origin at
+// all (SidDenyEndpointCallsFromAnyVpc). vpcs and shared must be sorted and
+// unique.
+func denyEndpointCalls(vpcs, shared []string) Statement {
+	if len(vpcs) == 0 && len(shared) == 0 {
 		return deny(SidDenyEndpointCallsFromAnyVpc, map[string]map[string]any{
 			"Null":         {"aws:SourceIp": "true"},
 			"BoolIfExists": notViaAWSService(),
@@ -303,8 +325,17 @@ func denyEndpointCalls(vpcs []string) Statement {
 	// If aws:SourceVpc is missing as well, StringNotEquals on the absent
 	// key is TRUE, so a request with neither aws:SourceIp nor aws:SourceVpc
 	// is denied here (g).
+	// With shared endpoints, both keys in one StringNotEquals: denied only
+	// if the call's VPC is not listed AND its endpoint is not shared.
+	notListed := map[string]any{}
+	if len(vpcs) > 0 {
+		notListed["aws:SourceVpc"] = listValue(vpcs)
+	}
+	if len(shared) > 0 {
+		notListed["aws:SourceVpce"] = listValue(shared)
+	}
 	return deny(SidDenyEndpointCallsFromOtherVpcs, map[string]map[string]any{
-		"StringNotEquals": {"aws:SourceVpc": listValue(vpcs)},
+		"StringNotEquals": notListed,
 		"Null":            {"aws:SourceIp": "true"},
 		"BoolIfExists":    notViaAWSService(),
 	})

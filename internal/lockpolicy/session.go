@@ -79,7 +79,7 @@ func SessionPolicy(addr netip.Prefix, vpcs []string) (Document, error) {
 	doc := Document{Version: PolicyVersion, Statement: []Statement{
 		{Sid: SidAllowWhatTheRoleAllows, Effect: "Allow", Action: "*", Resource: "*"},
 		denyPublicCalls([]string{addr.String()}),
-		denyEndpointCalls(vpcs),
+		denyEndpointCalls(vpcs, nil),
 		{Sid: SidDenySheddingTheLock, Effect: "Deny", Action: slices.Clone(SheddingActions), Resource: "*"},
 	}}
 	if size := doc.Size(); size < 0 || size > MaxSessionPolicySize {
