@@ -3,6 +3,7 @@ package lockpolicy
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 )
@@ -74,7 +75,8 @@ type Trust struct {
 	// EgressPrefixes are public CIDRs (or addresses) that instances' calls
 	// leave from although they are not the instance's: NAT gateways of a
 	// central egress VPC reached over Transit Gateway, corporate proxies.
-	// Validated like Lock.SourceIPs (public, no /0, no host bits).
+	// Validated like Lock.SourceIPs (public, no host bits) and at most
+	// /16 (IPv4) or /32 (IPv6) wide.
 	EgressPrefixes []string
 	// SharedVPCEndpoints are the ids (vpce-...) of interface endpoints in a
 	// shared-services VPC that instances of other VPCs call through. Such
@@ -105,6 +107,9 @@ func (t Trust) Validate(isToken func(string) bool) (Trust, error) {
 			continue
 		}
 		p, err := canonicalSourceIP(raw)
+		if err == nil {
+			err = notTooWide(raw, p)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("trusted egress prefix: %w", err))
 			continue
@@ -125,6 +130,29 @@ func (t Trust) Validate(isToken func(string) bool) (Trust, error) {
 	out.EgressPrefixes = sortedUnique(out.EgressPrefixes)
 	out.SharedVPCEndpoints = sortedUnique(out.SharedVPCEndpoints)
 	return out, nil
+}
+
+// The widest trusted egress prefixes: a /16 is the largest block an
+// enterprise's egress realistically holds (IPv4), a /32 an ISP-sized IPv6
+// allocation. Anything wider (0.0.0.0/1 and 128.0.0.0/1 together are the
+// whole internet) is a mistake or an attack on the lock, not a trust.
+const (
+	MinTrustedPrefixBits4 = 16
+	MinTrustedPrefixBits6 = 32
+)
+
+// notTooWide refuses a canonical prefix wider than MinTrustedPrefixBits4/6.
+func notTooWide(raw, canonical string) error {
+	p := netip.MustParsePrefix(canonical)
+	limit := MinTrustedPrefixBits6
+	if p.Addr().Is4() {
+		limit = MinTrustedPrefixBits4
+	}
+	if p.Bits() < limit {
+		return fmt.Errorf("%w %q: wider than /%d; a trusted prefix is an egress range, not a share of the internet",
+			ErrInvalidSourceIP, raw, limit)
+	}
+	return nil
 }
 
 // ParseTrust reads a Trust from its two comma-separated forms (the
