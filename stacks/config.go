@@ -16,6 +16,7 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/checkip"
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // Context keys (their one definition is in internal/contract). Every setting a user can change
@@ -36,6 +37,8 @@ const (
 	KeyDetectorConc    = contract.KeyDetectorReservedConcurrency
 	KeyLockerConc      = contract.KeyLockerReservedConcurrency
 	KeyDetectorRegions = contract.KeyDetectorRegions
+	KeyTrustedEgress   = contract.KeyTrustedEgressPrefixes
+	KeySharedEndpoints = contract.KeySharedVPCEndpoints
 )
 
 // KnownKeys are every defenders: context key, in the README's order. Any other key under the
@@ -43,6 +46,7 @@ const (
 var KnownKeys = []string{
 	KeySSHCIDR, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNATGateways, KeyInstanceType, KeyManagedPolicies,
 	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
+	KeyTrustedEgress, KeySharedEndpoints,
 }
 
 // KeyPrefixNamespace is the prefix of every Defenders context key.
@@ -89,6 +93,10 @@ type Config struct {
 	// DetectorRegions restricts where the detector looks for instances of other regions (its
 	// own region is always searched). Empty: every region enabled for the account.
 	DetectorRegions []string
+	// Trust is the app's trusted egress prefixes and shared VPC endpoints
+	// (KeyTrustedEgress, KeySharedEndpoints): rendered into every lock, by the
+	// deploy-time lock and by the locker, and honoured by the detector.
+	Trust lockpolicy.Trust
 	// Account and Region make every stack environment-specific when set (FromContext takes them
 	// from CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION when defenders:maxAzs is above 2: an
 	// environment-agnostic stack can only use 2 Availability Zones).
@@ -192,6 +200,22 @@ func LoadConfig(get Getter) (Config, error) {
 			c.DetectorRegions = append(c.DetectorRegions, r)
 		}
 	}
+	prefixes, err := listValue(get, KeyTrustedEgress)
+	if err != nil {
+		return c, err
+	}
+	endpoints, err := listValue(get, KeySharedEndpoints)
+	if err != nil {
+		return c, err
+	}
+	if c.Trust, err = (lockpolicy.Trust{EgressPrefixes: prefixes}).Validate(nil); err != nil {
+		return c, fmt.Errorf("context %s: %w", KeyTrustedEgress, err)
+	}
+	shared, err := (lockpolicy.Trust{SharedVPCEndpoints: endpoints}).Validate(nil)
+	if err != nil {
+		return c, fmt.Errorf("context %s: %w", KeySharedEndpoints, err)
+	}
+	c.Trust.SharedVPCEndpoints = shared.SharedVPCEndpoints
 	if c.DetectorReservedConcurrency, err = intValue(get, KeyDetectorConc, 0, 0, 1000); err != nil {
 		return c, err
 	}
@@ -273,6 +297,30 @@ func stringValue(get Getter, key, def string) (string, error) {
 }
 
 // optionalString reads a string key that has no default; unset or empty means "off".
+// listValue reads a list-valued key: a comma-separated string (the form
+// `cdk -c key=a,b` gives) or a JSON list of strings (the form cdk.json and
+// cdk.context.json allow). Absent is an empty list; blanks are dropped.
+func listValue(get Getter, key string) ([]string, error) {
+	switch v := get(key).(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return lockpolicy.SplitList(v), nil
+	case []any:
+		var out []string
+		for i, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return nil, fmt.Errorf("context %s: item %d: want a string, got %T %v", key, i, item, item)
+			}
+			out = append(out, lockpolicy.SplitList(s)...)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("context %s: want a comma-separated string or a list of strings, got %T %v", key, v, v)
+	}
+}
+
 func optionalString(get Getter, key string) (string, error) {
 	v := get(key)
 	if v == nil {

@@ -84,6 +84,33 @@ func TestLoadConfigNewKeys(t *testing.T) {
 					t.Errorf("regions %q", c.DetectorRegions)
 				}
 			}},
+		{name: "trust as comma-separated strings (cdk -c)", ctx: map[string]any{
+			KeyTrustedEgress: "198.51.100.200, 192.0.2.128/28", KeySharedEndpoints: "vpce-0bbbb2222cccc3333"},
+			check: func(t *testing.T, c Config) {
+				if !reflect.DeepEqual(c.Trust.EgressPrefixes, []string{"192.0.2.128/28", "198.51.100.200/32"}) ||
+					!reflect.DeepEqual(c.Trust.SharedVPCEndpoints, []string{"vpce-0bbbb2222cccc3333"}) {
+					t.Errorf("trust %+v", c.Trust)
+				}
+			}},
+		{name: "trust as JSON lists (cdk.json)", ctx: map[string]any{
+			KeyTrustedEgress: []any{"192.0.2.128/28"}, KeySharedEndpoints: []any{"vpce-0bbbb2222cccc3333", "vpce-01234567"}},
+			check: func(t *testing.T, c Config) {
+				if !reflect.DeepEqual(c.Trust.SharedVPCEndpoints, []string{"vpce-01234567", "vpce-0bbbb2222cccc3333"}) {
+					t.Errorf("trust %+v", c.Trust)
+				}
+			}},
+		{name: "no trust by default", ctx: map[string]any{},
+			check: func(t *testing.T, c Config) {
+				if !c.Trust.Empty() {
+					t.Errorf("trust %+v", c.Trust)
+				}
+			}},
+		{name: "the whole internet is not a trusted egress", ctx: map[string]any{KeyTrustedEgress: "0.0.0.0/0"}, wantErr: KeyTrustedEgress},
+		{name: "half the internet is not either", ctx: map[string]any{KeyTrustedEgress: []any{"128.0.0.0/1"}}, wantErr: "128.0.0.0/1"},
+		{name: "a private range never reaches aws:SourceIp", ctx: map[string]any{KeyTrustedEgress: "10.0.0.0/8"}, wantErr: "not a public address"},
+		{name: "a number is not a list", ctx: map[string]any{KeyTrustedEgress: 3.0}, wantErr: KeyTrustedEgress},
+		{name: "a list of numbers is not a list of prefixes", ctx: map[string]any{KeySharedEndpoints: []any{1.0}}, wantErr: KeySharedEndpoints},
+		{name: "a VPC id is not an endpoint id", ctx: map[string]any{KeySharedEndpoints: "vpc-0aaaa1111bbbb2222"}, wantErr: KeySharedEndpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
