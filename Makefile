@@ -98,7 +98,10 @@ compat: tools
 	@test -n "$(CDK_OLDEST)" -a -n "$(CDK_NEWEST)" || { echo "compat: could not resolve the aws-cdk-go versions"; exit 1; }
 	scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
 
-test: tools vet fmt-check staticcheck unit race examples compat lint-workflows fuzz
+# Each step in turn, then one line with what ran and how long each step took.
+TEST_STEPS := vet fmt-check staticcheck unit race examples compat lint-workflows fuzz
+test: tools
+	@MAKE="$(MAKE)" scripts/steps.sh $(TEST_STEPS)
 
 # Figures for the README: the detector's decode+detect pipeline against a straightforward
 # encoding/json version (same input, same run), the shipped binaries, and synth time.
