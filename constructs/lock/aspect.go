@@ -22,8 +22,10 @@ import (
 type roleLock struct {
 	stack   awscdk.Stack
 	policy  awsiam.CfnPolicy
+	mode    Mode
 	src     []string
 	vpcs    []string
+	trust   lockpolicy.Trust
 	holders []string
 }
 
@@ -31,7 +33,7 @@ type roleLock struct {
 type produce struct{ rl *roleLock }
 
 func (p *produce) Produce(awscdk.IResolveContext) interface{} {
-	doc, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: p.rl.src, VPCs: p.rl.vpcs}, lockpolicy.Options{IsToken: IsToken})
+	doc, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: p.rl.src, VPCs: p.rl.vpcs, Trust: p.rl.trust}, lockpolicy.Options{IsToken: IsToken})
 	if err != nil {
 		// Every address was validated when it was added; reaching this is a bug, not input.
 		panic(fmt.Sprintf("lock: render lock for %v: %v", p.rl.holders, err))
@@ -42,18 +44,53 @@ func (p *produce) Produce(awscdk.IResolveContext) interface{} {
 type everything struct {
 	scope string
 	opts  Options
+	trust lockpolicy.Trust // opts.Trust, validated
 	reg   *registry
 }
 
-// Visit implements awscdk.IAspect.
+// Visit implements awscdk.IAspect. It never panics: a construct the aspect cannot read (an
+// unexpected shape, a jsii call that fails) becomes an error annotation on that construct, so
+// that synth fails with its path and what to do instead of a stack trace.
 func (a *everything) Visit(n constructs.IConstruct) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.unexpected(n, p)
+		}
+	}()
+	a.visit(n)
+}
+
+// unexpected records a panic met while visiting n as an error annotation on n. If even that
+// fails, it panics with n's path: an instance must never be left unlocked silently.
+func (a *everything) unexpected(n constructs.IConstruct, p any) {
+	path := safePath(n)
+	defer func() {
+		if q := recover(); q != nil {
+			panic(fmt.Sprintf("defenders lock: cannot lock %s (%v), nor record the error on it (%v)", path, p, q))
+		}
+	}()
+	annotateError(n, fmt.Errorf("defenders lock: cannot lock %s: the aspect met a shape it does not expect (%v); "+
+		"lock its role with lock.New (explicit addresses and VPC ids), or leave it unlocked with lock.Exempt and a reason", path, p))
+}
+
+// safePath is n's construct path, or a placeholder when even that cannot be read.
+func safePath(n constructs.IConstruct) (path string) {
+	defer func() {
+		if recover() != nil {
+			path = "<a construct whose path cannot be read>"
+		}
+	}()
+	return *n.Node().Path()
+}
+
+func (a *everything) visit(n constructs.IConstruct) {
 	switch c := n.(type) {
 	case awsec2.Instance:
 		if a.reg.owner(*c.Node().Path()) != a {
 			return
 		}
 		if err := a.lockInstance(c); err != nil {
-			awscdk.Annotations_Of(c).AddError(jsii.String(err.Error()))
+			annotateError(c, err)
 		}
 	case awsec2.CfnInstance:
 		if _, l2 := c.Node().Scope().(awsec2.Instance); l2 {
@@ -63,14 +100,14 @@ func (a *everything) Visit(n constructs.IConstruct) {
 			return
 		}
 		if err := a.lockRawInstance(c); err != nil {
-			awscdk.Annotations_Of(c).AddError(jsii.String(err.Error()))
+			annotateError(c, err)
 		}
 	case awsautoscaling.AutoScalingGroup:
 		if a.reg.owner(*c.Node().Path()) != a {
 			return
 		}
 		if err := a.lockGroup(c); err != nil {
-			awscdk.Annotations_Of(c).AddError(jsii.String(err.Error()))
+			annotateError(c, err)
 		}
 	}
 }
@@ -136,38 +173,43 @@ func (a *everything) lockCfnInstance(cfn awsec2.CfnInstance, role roleRef, holde
 	a.reg.scan(holder)
 	a.reg.mu.Unlock()
 	path := *holder.Node().Path()
-	vpc, public := a.reg.vpcOfSubnet(*cfn.SubnetId())
+	stack := awscdk.Stack_Of(cfn)
+	nic, err := primaryInterface(stack, cfn)
+	if err != nil {
+		return fmt.Errorf("defenders lock: %s: %w", path, err)
+	}
+	place := a.reg.subnets.lookup(nic.subnetID) // nil: a subnet outside the tree's VPCs, or none
 	var src, vpcs []string
 	beforeLaunch := false
 	switch a.opts.Mode {
 	case InstancePublicIP:
-		if vpc != nil && !public {
-			return fmt.Errorf("defenders lock: %s is in a private subnet and has no public IP to lock to; "+
-				"use lock mode %s or %s (lock.Everything(scope, &lock.Options{Mode: ...}))", path, NATEgress, VPCEndpointsOnly)
+		if err := checkPublicIPv4(path, nic, place); err != nil {
+			return err
 		}
 		src, vpcs = []string{hostCIDR(cfn.AttrPublicIp())}, []string{*cfn.AttrVpcId()}
 	case ElasticIP:
-		if vpc != nil && !public {
-			return fmt.Errorf("defenders lock: %s is in a private subnet; an Elastic IP would not carry its traffic; use %s", path, NATEgress)
+		if place != nil && place.kind != subnetPublic {
+			return fmt.Errorf("defenders lock: %s is in a private subnet; an Elastic IP would not carry its traffic; use lock mode %s or %s %s",
+				path, NATEgress, VPCEndpointsOnly, modeHint)
 		}
 		eip := awsec2.NewCfnEIP(holder, jsii.String("LockEip"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
 		awsec2.NewCfnEIPAssociation(holder, jsii.String("LockEipAssociation"), &awsec2.CfnEIPAssociationProps{
 			AllocationId: eip.AttrAllocationId(), InstanceId: cfn.Ref(),
 		})
 		src = []string{hostCIDR(eip.AttrPublicIp())}
-		if vpc != nil {
-			vpcs, beforeLaunch = []string{*vpc.VpcId()}, true
+		if place != nil {
+			vpcs, beforeLaunch = []string{*place.vpc.VpcId()}, true
 		} else {
 			vpcs = []string{*cfn.AttrVpcId()}
 		}
 	case NATEgress, VPCEndpointsOnly:
-		if vpc == nil {
-			return fmt.Errorf("defenders lock: the VPC of %s is not defined in this app, so mode %s cannot find it; "+
-				"lock the role with lock.New and explicit VPC ids and addresses", path, a.opts.Mode)
+		if place == nil {
+			return fmt.Errorf("defenders lock: the VPC of %s is not in the construct tree (neither an awsec2.Vpc of this app nor an imported VPC), "+
+				"so mode %s cannot find it; lock the role with lock.New and explicit VPC ids and addresses", path, a.opts.Mode)
 		}
-		vpcs, beforeLaunch = []string{*vpc.VpcId()}, true
+		vpcs, beforeLaunch = []string{*place.vpc.VpcId()}, true
 		if a.opts.Mode == NATEgress {
-			ips, err := a.natIPs(vpc)
+			ips, err := a.natIPs(place.vpc)
 			if err != nil {
 				return fmt.Errorf("defenders lock: %s: %w", path, err)
 			}
@@ -176,7 +218,7 @@ func (a *everything) lockCfnInstance(cfn awsec2.CfnInstance, role roleRef, holde
 	}
 	if a.opts.Mode != VPCEndpointsOnly {
 		// Dual stack: IPv6 calls leave from the instance's own IPv6 addresses, in every mode.
-		src = append(src, a.reg.ipv6Sources(cfn)...)
+		src = append(src, ipv6Sources(stack, cfn, nic, place)...)
 	}
 	rl, err := a.add(role, holder, src, vpcs, path)
 	if err != nil {
@@ -211,13 +253,17 @@ func (a *everything) lockGroup(asg awsautoscaling.AutoScalingGroup) error {
 			path, a.opts.Mode, NATEgress, VPCEndpointsOnly)
 	}
 	cfn, _ := asg.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup)
-	var vpc awsec2.Vpc
+	var place *placement
 	if cfn != nil && cfn.VpcZoneIdentifier() != nil && len(*cfn.VpcZoneIdentifier()) > 0 {
-		vpc, _ = a.reg.vpcOfSubnet(*(*cfn.VpcZoneIdentifier())[0])
+		if first := (*cfn.VpcZoneIdentifier())[0]; first != nil {
+			place = a.reg.subnets.lookup(*first)
+		}
 	}
-	if vpc == nil {
-		return fmt.Errorf("defenders lock: the VPC of %s is not defined in this app; lock its role with lock.New", path)
+	if place == nil {
+		return fmt.Errorf("defenders lock: the VPC of %s is not in the construct tree (neither an awsec2.Vpc of this app nor an imported VPC); "+
+			"lock its role with lock.New", path)
 	}
+	vpc := place.vpc
 	var src []string
 	if a.opts.Mode == NATEgress {
 		if src, err = a.natIPs(vpc); err != nil {
@@ -264,9 +310,15 @@ func asgRole(asg awsautoscaling.AutoScalingGroup) (r awsiam.IRole, err error) {
 	return asg.Role(), nil
 }
 
-func (a *everything) natIPs(vpc awsec2.Vpc) ([]string, error) {
+// natIPs are the NAT gateway addresses of vpc for NATEgress: Options.NATIPs, or the Elastic IPs
+// of the NAT gateways CDK put in the public subnets of a VPC of the app.
+func (a *everything) natIPs(vpc awsec2.IVpc) ([]string, error) {
 	if len(a.opts.NATIPs) > 0 {
 		return a.opts.NATIPs, nil
+	}
+	if _, owned := vpc.(awsec2.Vpc); !owned {
+		return nil, fmt.Errorf("mode %s: VPC %s (%s) is imported, so its NAT gateways are not in the construct tree; give their public addresses in Options.NATIPs",
+			NATEgress, *vpc.VpcId(), *vpc.Node().Path())
 	}
 	var ips []string
 	for _, s := range *vpc.PublicSubnets() {
@@ -281,18 +333,28 @@ func (a *everything) natIPs(vpc awsec2.Vpc) ([]string, error) {
 	return ips, nil
 }
 
-// add puts addresses on the role's lock, creating the lock (in the holder's stack) on first use.
+// add puts addresses on the role's lock, creating the lock (in the holder's stack) on first use
+// and tagging the role with the mode. It fails, naming both, when the role already has a lock
+// of the same name from lock.ForInstance or lock.New, is shared across stacks, or is locked in
+// another mode for another instance.
 func (a *everything) add(role roleRef, holder constructs.IConstruct, src, vpcs []string, path string) (*roleLock, error) {
-	if _, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: src, VPCs: vpcs}, lockpolicy.Options{IsToken: IsToken}); err != nil {
+	if _, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: src, VPCs: vpcs, Trust: a.trust}, lockpolicy.Options{IsToken: IsToken}); err != nil {
 		return nil, fmt.Errorf("defenders lock: %s: %w", path, err)
 	}
 	stack := awscdk.Stack_Of(holder)
 	key := role.key
+	mode := a.opts.Mode
 	a.reg.mu.Lock()
 	defer a.reg.mu.Unlock()
 	rl, ok := a.reg.locks[key]
-	if !ok {
-		rl = &roleLock{stack: stack}
+	switch {
+	case !ok:
+		if other, clash := a.reg.named[key+"\x00"+LockPolicyName]; clash {
+			return nil, fmt.Errorf("defenders lock: role %s of %s already has the lock %q from %s (lock.ForInstance or lock.New); "+
+				"lock.Everything would attach a second policy of that name to it, and one would overwrite the other at deploy: "+
+				"remove one of the two (lock.Everything locks %s in mode %s)", role.path, path, LockPolicyName, other, path, mode)
+		}
+		rl = &roleLock{stack: stack, mode: mode}
 		id := "DefendersLock" + sanitize(role.path)
 		rl.policy = awsiam.NewCfnPolicy(stack, jsii.String(id), &awsiam.CfnPolicyProps{
 			PolicyName:     jsii.String(LockPolicyName),
@@ -300,15 +362,31 @@ func (a *everything) add(role roleRef, holder constructs.IConstruct, src, vpcs [
 			Roles:          &[]*string{role.name},
 		})
 		a.reg.locks[key] = rl
-	} else if *rl.stack.Node().Addr() != *stack.Node().Addr() {
+		tagMode(role, stack, mode)
+	case *rl.stack.Node().Addr() != *stack.Node().Addr():
 		return nil, fmt.Errorf("defenders lock: role %s is shared by %s (stack %s) and %v (stack %s); "+
 			"one lock cannot span stacks: keep the instances of a role in one stack, or let the locker manage the role",
 			role.path, path, *stack.StackName(), rl.holders, *rl.stack.StackName())
+	case rl.mode != mode:
+		return nil, fmt.Errorf("defenders lock: role %s is locked in two modes: %s for %s and %s for %v; a role's lock has one mode "+
+			"(the role's tag %s, which the locker reads): lock the instances of a role in one mode, or give them separate roles",
+			role.path, mode, path, rl.mode, rl.holders, LockModeTagKey)
 	}
 	rl.src = append(rl.src, src...)
 	rl.vpcs = append(rl.vpcs, vpcs...)
 	rl.holders = append(rl.holders, path)
 	sort.Strings(rl.holders)
+	if !a.trust.Empty() {
+		union, err := lockpolicy.Trust{
+			EgressPrefixes:     append(rl.trust.EgressPrefixes, a.trust.EgressPrefixes...),
+			SharedVPCEndpoints: append(rl.trust.SharedVPCEndpoints, a.trust.SharedVPCEndpoints...),
+		}.Validate(IsToken)
+		if err != nil { // both parts were validated; reaching this is a bug
+			return nil, fmt.Errorf("defenders lock: %s: trust: %w", path, err)
+		}
+		rl.trust = union
+		rl.policy.AddMetadata(jsii.String(TrustMetadataKey), trustMetadata(union))
+	}
 	return rl, nil
 }
 

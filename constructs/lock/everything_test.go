@@ -346,4 +346,10 @@ func TestEverythingLocksRawCfnInstancesThroughTheirInstanceProfile(t *testing.T)
 			t.Errorf("the role exempted through Metadata got lock %s", id)
 		}
 	}
+	if got := roleTags(t, tpl, "LegacyRole")[lock.LockModeTagKey]; got != string(lock.InstancePublicIP) {
+		t.Errorf("the raw CfnRole's tag %s = %v, want %s", lock.LockModeTagKey, got, lock.InstancePublicIP)
+	}
+	if got, ok := roleTags(t, tpl, "ExemptRole")[lock.LockModeTagKey]; ok {
+		t.Errorf("the exempt role is tagged %v", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -64,6 +65,35 @@ func ExampleExempt() {
 	// Output:
 	// scanner exempt: true - calls AWS from every region through a rotating proxy
 	// lock policies: 1
+}
+
+// ExampleTrust gives every lock of an app what the app trusts besides each instance: a central
+// egress range (calls that leave through a shared NAT) and an endpoint of a shared-services VPC.
+// Both are validated when Everything is called and rendered into every lock; the lock's policy
+// lists them in its Metadata for the review.
+func ExampleTrust() {
+	dir, _ := os.MkdirTemp("", "lock-example")
+	defer os.RemoveAll(dir)
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(dir)})
+	stack := awscdk.NewStack(app, jsii.String("workload"), nil)
+	trust := lock.Trust{EgressPrefixes: []string{"192.0.2.0/24"}, SharedVPCEndpoints: []string{"vpce-0123456789abcdef0"}}
+	if err := lock.Everything(app, &lock.Options{Trust: trust}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	exampleInstance(stack, "Web", exampleVPC(stack))
+	app.Synth(nil)
+
+	for _, l := range exampleLocks(dir, "workload") {
+		doc, _ := json.Marshal(l["PolicyDocument"])
+		fmt.Println("trusted egress prefix in the lock:", strings.Contains(string(doc), `"192.0.2.0/24"`))
+		fmt.Println("shared endpoint in the lock:", strings.Contains(string(doc), `"aws:SourceVpce":"vpce-0123456789abcdef0"`))
+	}
+	fmt.Println(lock.Everything(app, &lock.Options{Trust: lock.Trust{EgressPrefixes: []string{"10.0.0.0/8"}}}) != nil)
+	// Output:
+	// trusted egress prefix in the lock: true
+	// shared endpoint in the lock: true
+	// true
 }
 
 // exampleVPC is a VPC with public subnets only.

@@ -6,11 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/jsii-runtime-go"
-
-	"github.com/defenders-cdk/defenders/constructs/lock"
 	"github.com/defenders-cdk/defenders/internal/iameval"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
@@ -140,64 +135,5 @@ func TestEveryModeMeansWhatItSays(t *testing.T) {
 				t.Errorf("decision %s, want %s (denied by %v)", r.Decision, want[r.Name], r.DenyingStatements)
 			}
 		})
-	}
-}
-
-func TestDualStackInstancesAreLockedToTheirIPv6Too(t *testing.T) {
-	app := cdktest.NewApp(t, nil)
-	var asm *cdktest.Assembly
-	cdktest.NoPanic(t, func() {
-		st := awscdk.NewStack(app, jsii.String("v6"), nil)
-		vpc := awsec2.NewVpc(st, jsii.String("Vpc"), &awsec2.VpcProps{
-			MaxAzs: jsii.Number(1), NatGateways: jsii.Number(0), IpProtocol: awsec2.IpProtocol_DUAL_STACK,
-			SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC}},
-		})
-		awsec2.NewInstance(st, jsii.String("Dual"), &awsec2.InstanceProps{
-			Vpc: vpc, VpcSubnets: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-			InstanceType: awsec2.NewInstanceType(jsii.String("t3.micro")), MachineImage: awsec2.MachineImage_LatestAmazonLinux2023(nil),
-			RequireImdsv2: jsii.Bool(true), Ipv6AddressCount: jsii.Number(1),
-		})
-		if err := lock.Everything(app, nil); err != nil {
-			t.Fatal(err)
-		}
-		asm = cdktest.Synth(t, app)
-	})
-	if errs := asm.Errors(""); len(errs) > 0 {
-		t.Fatalf("errors: %v", errs)
-	}
-	tpl := asm.Templates["v6"]
-	inst := logicalID(t, tpl, "AWS::EC2::Instance", "Dual")
-	subnet := logicalID(t, tpl, "AWS::EC2::Subnet", "VpcpublicSubnet1")
-	_, p := lockOf(t, tpl, "DualInstanceRole")
-	values := map[string]any{
-		`{"Fn::GetAtt":["` + inst + `","PublicIp"]}`:                            webIP,
-		`{"Fn::GetAtt":["` + inst + `","VpcId"]}`:                               vpcID,
-		`{"Fn::Select":[0,{"Fn::GetAtt":["` + subnet + `","Ipv6CidrBlocks"]}]}`: "2001:db8:1234:5600::/64",
-	}
-	doc, err := json.Marshal(cdktest.Substitute(t, cdktest.Props(p)["PolicyDocument"], values))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := map[string][2]any{
-		"its own IPv6 address":   {public("2001:db8:1234:5600::1a"), iameval.Allowed},
-		"its own IPv4 address":   {public(webIP), iameval.Allowed},
-		"an attacker's IPv6":     {public("2001:db8:ffff::66"), iameval.ExplicitlyDenied},
-		"an attacker's IPv4":     {public(attacker), iameval.ExplicitlyDenied},
-		"its own VPC's endpoint": {endpoint(vpcID, ownPrivate), iameval.Allowed},
-	}
-	var reqs []iameval.Request
-	for name, r := range rows {
-		reqs = append(reqs, iameval.Request{Name: name, Principal: "arn:aws:sts::111122223333:assumed-role/dual/i-0123456789abcdef0",
-			Action: "ec2:DescribeInstances", Resource: "*", Context: r[0].(map[string]any),
-			IdentityPolicies: []iameval.Policy{{Name: "ro", Document: json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}`)}, {Name: "lock", Document: doc}}})
-	}
-	res, err := iameval.Evaluate(context.Background(), reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if want := rows[r.Name][1]; r.Decision != want {
-			t.Errorf("%s: %s, want %s; context %v; explain %s", r.Name, r.Decision, want, rows[r.Name][0], r.Explain)
-		}
 	}
 }

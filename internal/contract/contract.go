@@ -92,6 +92,10 @@ const (
 	// ExemptMetadataKey is the older form of an acknowledgement of DEF-LOCK-1 on a role: the
 	// reason as a string. lock.Exempt still writes it next to the acknowledgement.
 	ExemptMetadataKey = "defenders:exempt"
+	// TrustMetadataKey, on a lock's AWS::IAM::Policy, lists the app's trust rendered into it
+	// ({"egressPrefixes": [...], "sharedVpcEndpoints": [...]}), so that the review can tell
+	// trusted egress prefixes from the instance's own addresses.
+	TrustMetadataKey = "defenders:trust"
 )
 
 // The app's context keys: every setting a user can change has one name, prefixed

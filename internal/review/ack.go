@@ -25,6 +25,10 @@ import (
 // DEF-LOCK-1.
 const AcknowledgeKey = contract.AcknowledgeMetadataKey
 
+// LockModeTagKey is the role tag in which the Defenders lock construct records the mode of the
+// role's lock; the report shows it (Role.LockModeTag).
+const LockModeTagKey = contract.LockModeTagKey
+
 // MinAcknowledgementReason is the shortest reason an acknowledgement accepts, in characters
 // after trimming spaces (lock.Exempt asks the same).
 const MinAcknowledgementReason = 10

@@ -131,6 +131,7 @@ func Analyze(a *Assembly) *Report {
 			role.Exemption = a.reason
 		}
 		role.Lock = z.lock(r)
+		role.LockModeTag = lockModeTag(r)
 		rep.Roles = append(rep.Roles, role)
 	}
 	z.ingressFindings()

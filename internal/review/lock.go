@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 // Condition operators that mean "deny unless the key is one of these".
@@ -20,6 +22,7 @@ var (
 const (
 	keySourceIP       = "aws:sourceip"
 	keySourceVPC      = "aws:sourcevpc"
+	keySourceVPCE     = "aws:sourcevpce"
 	keyVPCSourceIP    = "aws:vpcsourceip"
 	keyViaService     = "aws:viaawsservice"
 	keyInstancePrivIP = "aws:ec2instancesourceprivateipv4"
@@ -89,7 +92,9 @@ func text(v any) string {
 //     aws:Ec2InstanceSourceVpc or aws:Ec2InstanceSourcePrivateIPv4; Null on aws:SourceIp,
 //     aws:VpcSourceIp or aws:SourceVpc; Bool[IfExists] aws:ViaAWSService "false". Any other
 //     condition (a region, a tag, MFA, ...) narrows the Deny to some calls, so the statement
-//     is not a lock;
+//     is not a lock; StringNotEquals/StringNotLike may also test aws:SourceVpce, the shared
+//     VPC endpoints an app trusts (the Defenders lock renders them next to aws:SourceVpc and
+//     aws:Ec2InstanceSourceVpc), which are reported as SharedVPCEndpoints;
 //   - and the conditions actually restrict a network path (see lock below); a Deny without
 //     any condition denies everything and counts as locking both paths.
 //
@@ -117,7 +122,7 @@ var lockVocabulary = func() map[string][]string {
 		v[op] = []string{keySourceIP, keyVPCSourceIP}
 	}
 	for _, op := range notStringOps {
-		v[op] = []string{keySourceVPC, keyInstanceVPC, keyInstancePrivIP}
+		v[op] = []string{keySourceVPC, keySourceVPCE, keyInstanceVPC, keyInstancePrivIP}
 	}
 	return v
 }()
@@ -173,7 +178,7 @@ type lockedRaw struct {
 // findings about them.
 func (z *analyzer) lock(role *resource) Lock {
 	l := Lock{Modes: []string{}, Policies: []string{}, Statements: []string{}, SourceIPs: []LockedValue{}, VPCs: []LockedValue{}}
-	var ips, vpcs, privs []lockedRaw
+	var ips, vpcs, vpces, privs []lockedRaw
 	var internet, endpoints bool
 	var origin *resource
 	for _, d := range z.roleDocs[role] {
@@ -224,6 +229,22 @@ func (z *analyzer) lock(role *resource) Lock {
 						// endpoint calls (Null aws:SourceIp "true"), it denies every
 						// internet call too.
 						internet, l.InternetDenied = true, true
+					}
+				}
+				if v, ok := cv[op][keySourceVPCE]; ok {
+					matched = true
+					for _, el := range elems(v) {
+						vpces = append(vpces, lockedRaw{d, el})
+					}
+					if _, withInstance := cv[op][keyInstanceVPC]; !withInstance {
+						// Denied unless the call came through a listed endpoint (or, with
+						// aws:SourceVpc in the same operator, from a listed VPC): the endpoint
+						// path is restricted. Internet calls carry no aws:SourceVpce, so
+						// unless the statement is scoped to endpoint calls it denies them too.
+						endpoints = true
+						if nullSrc != "true" {
+							internet, l.InternetDenied = true, true
+						}
 					}
 				}
 				if v, ok := cv[op][keyInstancePrivIP]; ok && strings.EqualFold(Render(v), "${aws:VpcSourceIp}") {
@@ -282,6 +303,12 @@ func (z *analyzer) lock(role *resource) Lock {
 		modes[lv.Mode] = true
 		l.SourceIPs = append(l.SourceIPs, lv)
 	}
+	for _, raw := range vpces {
+		lv := LockedValue{Value: Render(raw.value), RefersTo: z.refersTo(raw.doc.st, raw.value)}
+		if !slices.ContainsFunc(l.SharedVPCEndpoints, func(x LockedValue) bool { return x.Value == lv.Value }) {
+			l.SharedVPCEndpoints = append(l.SharedVPCEndpoints, lv)
+		}
+	}
 	for _, raw := range vpcs {
 		lv := z.vpc(raw)
 		if !slices.ContainsFunc(l.VPCs, func(x LockedValue) bool { return x.Value == lv.Value }) {
@@ -299,8 +326,12 @@ func (z *analyzer) lock(role *resource) Lock {
 			l.Modes = append(l.Modes, m)
 		}
 	}
-	if l.InternetDenied && len(l.SourceIPs) == 0 {
+	// No address of the instances' own: VPC endpoints only, plus what the app trusts.
+	if len(l.Modes) == 0 && internet && (l.InternetDenied || modes[ModeTrustedEgress]) {
 		l.Modes = append(l.Modes, ModeEndpointsOnly)
+	}
+	if modes[ModeTrustedEgress] {
+		l.Modes = append(l.Modes, ModeTrustedEgress)
 	}
 
 	name := display(role)
@@ -350,9 +381,12 @@ func (z *analyzer) sourceIP(role *resource, users []*compute, raw lockedRaw) Loc
 					"the lock of EC2 role `%s` allows aws:SourceIp `%s`, the whole internet, which makes the lock worthless: "+
 						"list the public addresses the instances call from (their public IP, Elastic IP or NAT gateway address).", display(role), s)
 			}
-			return lv
+		} else {
+			lv.RefersTo = z.refersTo(raw.doc.st, raw.value)
 		}
-		lv.RefersTo = z.refersTo(raw.doc.st, raw.value)
+		if slices.Contains(trustedEgress(raw.doc.res), lv.Value) {
+			lv.Mode, lv.RefersTo = ModeTrustedEgress, "trusted egress prefix (Metadata `"+TrustKey+"` of the lock's policy)"
+		}
 		return lv
 	}
 	r := refs[0]
@@ -449,4 +483,36 @@ func parseCIDR(s string) (netip.Prefix, bool) {
 		return netip.PrefixFrom(a, a.BitLen()), true
 	}
 	return netip.Prefix{}, false
+}
+
+// TrustKey is the Metadata key, on a lock's policy resource, that lists the app's trust rendered
+// into the lock: {"egressPrefixes": [...], "sharedVpcEndpoints": [...]} (the Defenders lock
+// construct writes it as lock.TrustMetadataKey). The review uses it only to label the lock's
+// aws:SourceIp values that are trusted egress prefixes: a label never hides what the lock admits.
+const TrustKey = contract.TrustMetadataKey
+
+// trustedEgress returns the trusted egress prefixes that the Metadata of policy (a lock's policy
+// resource, or nil) declares, rendered.
+func trustedEgress(policy *resource) []string {
+	if policy == nil {
+		return nil
+	}
+	m, _ := policy.meta[TrustKey].(map[string]any)
+	var out []string
+	for _, v := range elems(m["egressPrefixes"]) {
+		out = append(out, Render(v))
+	}
+	return out
+}
+
+// lockModeTag returns the value of the role's tag contract.LockModeTagKey (the mode the
+// Defenders lock construct locked it in), rendered, or "".
+func lockModeTag(role *resource) string {
+	for _, el := range elems(role.props["Tags"]) {
+		tag, _ := el.(map[string]any)
+		if k, ok := literal(role.st, tag["Key"]); ok && k == LockModeTagKey {
+			return Render(tag["Value"])
+		}
+	}
+	return ""
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // WriteMarkdown writes the report as Markdown for a pull request: a
@@ -81,11 +83,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("## Legend\n\n")
 	p("- **Lock mode**: how the role's credentials are pinned for calls over the internet (aws:SourceIp): " +
 		"*instance public IP* (Fn::GetAtt of the instance's PublicIp), *Elastic IP*, *NAT egress* (the Elastic IP of a NAT gateway), " +
-		"*addresses* (literal CIDRs or values not traced to a resource), *VPC endpoints only* (every internet call denied); " +
+		"*addresses* (literal CIDRs or values not traced to a resource), *VPC endpoints only* (every internet call denied), " +
+		"*trusted egress* (the app's trusted egress prefixes, such as central NAT gateways or proxies, which the lock's policy declares in its Metadata `" + TrustKey + "`); " +
 		"*none* means no lock, *exempt* that `" + RuleUnlockedRole + "` is acknowledged for the role with the reason shown; *partial* means a path stays open. " +
 		"A lock statement is an explicit Deny of every action on every resource whose only conditions test where the call comes from; " +
-		"a Deny limited to some actions (say `s3:*` unless `aws:SourceVpc`) is not a lock.\n")
+		"a Deny limited to some actions (say `s3:*` unless `aws:SourceVpc`) is not a lock. " +
+		"*tag* `" + LockModeTagKey + "` is the mode the Defenders lock construct recorded on the role, which the locker renders.\n")
 	p("- **Locked to**: *IP* public addresses allowed (aws:SourceIp), *VPC* VPCs whose endpoints are allowed (aws:SourceVpc), " +
+		"*shared endpoint* VPC endpoints allowed whatever VPC they are in (aws:SourceVpce: the app's shared-services endpoints), " +
 		"*same host* endpoint calls must come from the instance the credentials were delivered to.\n")
 	p("- **IMDS**: *IMDSv2 required* when MetadataOptions.HttpTokens is \"required\" on the instance, its launch template or launch configuration; " +
 		"*IMDS disabled* when HttpEndpoint is \"disabled\"; *IMDSv1 possible* when a parameter or condition decides; *IMDS unknown* when the launch template is outside the assembly.\n")
@@ -135,8 +140,22 @@ func instanceName(in Instance) string {
 	return in.Stack + "/" + in.LogicalID
 }
 
-// lockModeCell renders the Lock mode column.
+// lockModeCell renders the Lock mode column: the mode read from the lock, then the mode the
+// role's tag records, if any.
 func lockModeCell(r Role) string {
+	s := lockModeText(r)
+	if r.LockModeTag != "" {
+		tag := "tag " + code(LockModeTagKey) + ": " + code(r.LockModeTag)
+		if _, err := lockpolicy.ParseMode(r.LockModeTag); err != nil {
+			tag += " (not a lock mode)"
+		}
+		s += "<br>" + tag
+	}
+	return s
+}
+
+// lockModeText renders the lock's modes and status.
+func lockModeText(r Role) string {
 	modes := strings.Join(r.Lock.Modes, " + ")
 	switch r.Lock.Status {
 	case LockUnlocked:
@@ -165,7 +184,10 @@ func lockedToCell(l Lock) string {
 	for _, v := range l.VPCs {
 		lines = append(lines, "VPC "+valueText(v))
 	}
-	if l.EndpointsDenied && len(l.VPCs) == 0 {
+	for _, v := range l.SharedVPCEndpoints {
+		lines = append(lines, "shared endpoint "+valueText(v))
+	}
+	if l.EndpointsDenied && len(l.VPCs) == 0 && len(l.SharedVPCEndpoints) == 0 {
 		lines = append(lines, "VPC: none (endpoint calls denied)")
 	}
 	for _, v := range l.PrivateIPs {

@@ -57,8 +57,14 @@ const (
 	// ModeAddresses locks to literal addresses or values the review
 	// cannot trace to a resource.
 	ModeAddresses = "addresses"
-	// ModeEndpointsOnly denies every internet call: VPC endpoints only.
+	// ModeEndpointsOnly denies every internet call from the instances' own
+	// addresses: VPC endpoints only (with ModeTrustedEgress, calls from the
+	// app's trusted egress prefixes still pass).
 	ModeEndpointsOnly = "VPC endpoints only"
+	// ModeTrustedEgress admits the app's trusted egress prefixes (central
+	// NAT gateways, proxies), which the lock's policy declares in its
+	// Metadata (TrustKey).
+	ModeTrustedEgress = "trusted egress"
 	// ModeNone means the role has no lock.
 	ModeNone = "none"
 )
@@ -124,6 +130,10 @@ type Role struct {
 	Instances []Instance `json:"instances"`
 	// Lock describes the role's lock.
 	Lock Lock `json:"lock"`
+	// LockModeTag is the value of the role's tag LockModeTagKey: the mode the
+	// Defenders lock construct locked the role in, which the locker renders;
+	// "" when the role has no such tag.
+	LockModeTag string `json:"lockModeTag,omitempty"`
 	// Exemption is the reason of the role's acknowledgement of DEF-LOCK-1
 	// (Metadata "defenders:acknowledge", or the older "defenders:exempt"), if any.
 	Exemption string `json:"exemption,omitempty"`
@@ -201,6 +211,10 @@ type Lock struct {
 	SourceIPs []LockedValue `json:"sourceIps"`
 	// VPCs are the VPCs whose endpoints calls may come through (aws:SourceVpc).
 	VPCs []LockedValue `json:"vpcs"`
+	// SharedVPCEndpoints are the VPC endpoints (aws:SourceVpce) calls may
+	// come through whatever VPC they are in: the shared-services endpoints
+	// the app trusts.
+	SharedVPCEndpoints []LockedValue `json:"sharedVpcEndpoints,omitempty"`
 	// PrivateIPs are private source addresses for endpoint calls
 	// (aws:VpcSourceIp), when listed literally.
 	PrivateIPs []LockedValue `json:"privateIps,omitempty"`
