@@ -44,6 +44,9 @@ type Props struct {
 	// the locker's path ("/defenders/") and the locker keeps its lock true when the address
 	// changes (stop/start).
 	RolePath string
+	// Trust is the app's trusted egress prefixes and shared VPC endpoints, rendered into the lock
+	// (see lock.Trust). Default: none.
+	Trust lock.Trust
 }
 
 // Defender is an instance with its own role, and its lock when Props.Lock is set.
@@ -177,7 +180,7 @@ func New(scope constructs.Construct, id string, props *Props) (Defender, error) 
 	d.inst = awsec2.NewInstance(d, jsii.String(id), ip)
 
 	if props.Lock {
-		l, err := lock.ForInstance(d, "lock", d.inst, role, props.VPC)
+		l, err := lock.ForInstanceWithTrust(d, "lock", d.inst, role, props.VPC, props.Trust)
 		if err != nil {
 			return nil, fmt.Errorf("defender %q: %w", id, err)
 		}
