@@ -64,7 +64,35 @@ type Request struct {
 	// ResourceAccount is the account that owns Resource. Default: the principal's account;
 	// required when Principal is a service principal (which has no account).
 	ResourceAccount string
+	// SCPs are the service control policies that apply to the principal's
+	// account, one SCPLevel per level of its organisation, from the root
+	// down to the account itself (root first, account last). Nil evaluates
+	// no SCP at all, as for an account outside any organisation.
+	//
+	// An SCP grants nothing but it can filter: with SCPs a request is
+	// allowed only if, at EVERY level, some SCP statement allows it and none
+	// denies it, besides the identity (and resource) policies allowing it.
+	// AWS attaches FullAWSAccessSCP to every root, OU and account by default;
+	// a deny-list SCP is evaluated the way AWS runs it by listing
+	// FullAWSAccessSCP at each level, next to the SCPs under test.
+	SCPs []SCPLevel
 }
+
+// SCPLevel is one level of an organisation (its root, an OU or an account)
+// and the service control policies attached to it.
+type SCPLevel struct {
+	// Target names the level: the root's id (r-...), an OU's id (ou-...)
+	// or the account id. It appears in explanations only.
+	Target string
+	// Policies are the SCPs attached to Target. AWS requires at least one;
+	// an empty list is an error here, not an implicit deny.
+	Policies []Policy
+}
+
+// FullAWSAccessSCP is the AWS managed SCP FullAWSAccess, which AWS attaches
+// to every root, OU and account unless it is replaced: it allows every
+// action, so that deny-list SCPs next to it only take away.
+const FullAWSAccessSCP = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
 
 // Policy is a named IAM policy document.
 type Policy struct {
@@ -83,6 +111,10 @@ type Result struct {
 	// DenyingStatements lists the Sid of every identity-policy Deny
 	// statement that matched, sorted.
 	DenyingStatements []string
+	// DenyingSCPStatements lists the Sid of every SCP Deny statement that
+	// matched, at any level of Request.SCPs, sorted. A request that no SCP
+	// allows at some level is ImplicitlyDenied with this list empty.
+	DenyingSCPStatements []string
 	// Explain is the simulator's full analysis, for debugging.
 	Explain json.RawMessage
 }
@@ -97,6 +129,12 @@ type wireRequest struct {
 	Context          map[string]any `json:"context"`
 	IdentityPolicies []wirePolicy   `json:"identityPolicies"`
 	ResourcePolicy   *wirePolicy    `json:"resourcePolicy,omitempty"`
+	SCPs             []wireSCPLevel `json:"serviceControlPolicies"`
+}
+
+type wireSCPLevel struct {
+	OrgIdentifier string       `json:"orgIdentifier"`
+	Policies      []wirePolicy `json:"policies"`
 }
 
 type wirePolicy struct {
@@ -111,6 +149,7 @@ type wireResult struct {
 	Errors             json.RawMessage `json:"errors"`
 	IgnoredContextKeys []string        `json:"ignoredContextKeys"`
 	DenyingStatements  []string        `json:"denyingStatements"`
+	DenyingSCP         []string        `json:"scpDenyingStatements"`
 	Explain            json.RawMessage `json:"explain"`
 }
 
@@ -169,7 +208,8 @@ func Evaluate(ctx context.Context, reqs []Request) ([]Result, error) {
 			errs = append(errs, fmt.Errorf("request %q: unexpected decision %q", r.Name, r.Decision))
 			continue
 		}
-		results[i] = Result{Name: r.Name, Decision: r.Decision, DenyingStatements: r.DenyingStatements, Explain: r.Explain}
+		results[i] = Result{Name: r.Name, Decision: r.Decision, DenyingStatements: r.DenyingStatements,
+			DenyingSCPStatements: r.DenyingSCP, Explain: r.Explain}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("iameval: evaluate: %w", err)
@@ -227,9 +267,26 @@ func toWire(reqs []Request) ([]wireRequest, error) {
 			}
 			pols[j] = wirePolicy(p)
 		}
+		scps := make([]wireSCPLevel, len(r.SCPs))
+		for j, level := range r.SCPs {
+			if level.Target == "" {
+				errs = append(errs, fmt.Errorf("request %q: SCP level %d: empty target", r.Name, j))
+			}
+			if len(level.Policies) == 0 {
+				errs = append(errs, fmt.Errorf("request %q: SCP level %q has no policies: AWS requires at least one SCP on every root, OU and account (FullAWSAccessSCP by default)",
+					r.Name, level.Target))
+			}
+			scps[j] = wireSCPLevel{OrgIdentifier: level.Target, Policies: make([]wirePolicy, len(level.Policies))}
+			for k, p := range level.Policies {
+				if !json.Valid(p.Document) {
+					errs = append(errs, fmt.Errorf("request %q: SCP %q is not valid JSON", r.Name, p.Name))
+				}
+				scps[j].Policies[k] = wirePolicy(p)
+			}
+		}
 		wire[i] = wireRequest{
 			Name: r.Name, Principal: r.Principal, Action: r.Action, Resource: r.Resource,
-			AccountID: account, Context: ctx, IdentityPolicies: pols, ResourcePolicy: rp,
+			AccountID: account, Context: ctx, IdentityPolicies: pols, ResourcePolicy: rp, SCPs: scps,
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -72,6 +72,59 @@ func TestEvaluateReturnsOneDecisionPerRequest(t *testing.T) {
 	}
 }
 
+func TestEvaluateAppliesServiceControlPolicies(t *testing.T) {
+	denyOtherIPs := Policy{Name: "DenyOtherIps", Document: json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Sid":"DenyOtherIps",` +
+		`"Effect":"Deny","Action":"*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"203.0.113.10/32"}}}]}`)}
+	fullAccess := Policy{Name: "FullAWSAccess", Document: json.RawMessage(FullAWSAccessSCP)}
+	root := func(p ...Policy) SCPLevel { return SCPLevel{Target: "r-abcd", Policies: p} }
+	acct := func(p ...Policy) SCPLevel { return SCPLevel{Target: "111122223333", Policies: p} }
+	tests := []struct {
+		name        string
+		scps        []SCPLevel
+		sourceIP    string
+		want        string
+		wantDeniers []string
+	}{
+		{"FullAWSAccess at every level lets the identity policy decide",
+			[]SCPLevel{root(fullAccess), acct(fullAccess)}, "198.51.100.7", Allowed, nil},
+		{"a deny SCP at the account's level that does not match changes nothing",
+			[]SCPLevel{root(fullAccess), acct(fullAccess, denyOtherIPs)}, "203.0.113.10", Allowed, nil},
+		{"a deny SCP at the account's level that matches denies and is named as an SCP statement",
+			[]SCPLevel{root(fullAccess), acct(fullAccess, denyOtherIPs)}, "198.51.100.7", ExplicitlyDenied, []string{"DenyOtherIps"}},
+		{"a level without an allowing SCP denies implicitly although nothing there denies",
+			[]SCPLevel{root(fullAccess), acct(denyOtherIPs)}, "203.0.113.10", ImplicitlyDenied, nil},
+	}
+	reqs := make([]Request, len(tests))
+	for i, tt := range tests {
+		reqs[i] = Request{
+			Name: tt.name, Principal: testPrincipal, Action: "ec2:DescribeInstances", Resource: "*",
+			Context:          map[string]any{"aws:SourceIp": tt.sourceIP},
+			IdentityPolicies: []Policy{{Name: "allow", Document: json.RawMessage(allowDescribe)}},
+			SCPs:             tt.scps,
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	results, err := Evaluate(ctx, reqs)
+	if err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := results[i]
+			if got.Decision != tt.want {
+				t.Errorf("decision = %s, want %s; explain: %s", got.Decision, tt.want, got.Explain)
+			}
+			if !slices.Equal(got.DenyingSCPStatements, tt.wantDeniers) {
+				t.Errorf("denying SCP statements = %q, want %q", got.DenyingSCPStatements, tt.wantDeniers)
+			}
+			if len(got.DenyingStatements) != 0 {
+				t.Errorf("denying identity statements = %q, want none: an SCP is not an identity policy", got.DenyingStatements)
+			}
+		})
+	}
+}
+
 func TestEvaluateFailsLoudly(t *testing.T) {
 	good := Request{
 		Name: "good", Principal: testPrincipal, Action: "ec2:DescribeInstances", Resource: "*",
@@ -97,6 +150,18 @@ func TestEvaluateFailsLoudly(t *testing.T) {
 		{"a policy that is not JSON is an error", func(r *Request) {
 			r.IdentityPolicies = []Policy{{Name: "broken", Document: json.RawMessage(`{`)}}
 		}, "not valid JSON"},
+		{"an SCP level without policies is an error, not an implicit deny", func(r *Request) {
+			r.SCPs = []SCPLevel{{Target: "r-abcd"}}
+		}, "has no policies"},
+		{"an SCP the simulator rejects is an error, not a deny", func(r *Request) {
+			r.SCPs = []SCPLevel{{Target: "r-abcd", Policies: []Policy{{Name: "with-principal", Document: json.RawMessage(
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`)}}}}
+		}, "simulator errors"},
+		{"an SCP with an unknown condition key is an error, not a deny", func(r *Request) {
+			r.SCPs = []SCPLevel{{Target: "r-abcd", Policies: []Policy{{Name: "FullAWSAccess", Document: json.RawMessage(FullAWSAccessSCP)},
+				{Name: "deny", Document: json.RawMessage(
+					`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:NoSuchKey":"1"}}}]}`)}}}}
+		}, "unknown condition key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

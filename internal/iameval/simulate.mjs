@@ -8,9 +8,11 @@
 //
 // stdin:  JSON array of {name, principal, action, resource, accountId,
 //         context: {key: string | string[]}, identityPolicies: [{name, document}],
-//         resourcePolicy?: {name, document}}
+//         resourcePolicy?: {name, document},
+//         serviceControlPolicies?: [{orgIdentifier, policies: [{name, document}]}]}
+//         (SCP levels root first, account last, as iam-simulate wants them)
 // stdout: JSON array, same order, of {name, decision, errors, ignoredContextKeys,
-//         denyingStatements, explain}
+//         denyingStatements, scpDenyingStatements, explain}
 // Anything that stops the batch itself goes to stderr with a non-zero exit code.
 import { findContextKeys, runSimulation } from '@cloud-copilot/iam-simulate'
 import { lintPolicy, loadPolicy } from '@cloud-copilot/iam-policy'
@@ -23,16 +25,24 @@ async function readStdin() {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-// denyingStatements lists the Sid (or positional identifier) of every
-// identity-policy Deny statement that matched, across all simulated resources.
+// statementIds lists the Sid (or positional identifier) of every statement
+// analysis, sorted and deduplicated.
+function statementIds(statements) {
+  return [...new Set(statements.map((s) => s.statement?.Sid ?? s.explain?.identifier ?? '?'))].sort()
+}
+
+// denyingStatements lists every identity-policy Deny statement that matched,
+// across all simulated resources.
 function denyingStatements(analyses) {
-  const ids = []
-  for (const analysis of analyses) {
-    for (const s of analysis?.identityAnalysis?.denyStatements ?? []) {
-      ids.push(s.statement?.Sid ?? s.explain?.identifier ?? '?')
-    }
-  }
-  return [...new Set(ids)].sort()
+  return statementIds(analyses.flatMap((a) => a?.identityAnalysis?.denyStatements ?? []))
+}
+
+// scpDenyingStatements lists every SCP Deny statement that matched, at any
+// level of the organisation, across all simulated resources.
+function scpDenyingStatements(analyses) {
+  return statementIds(
+    analyses.flatMap((a) => (a?.scpAnalysis?.ouAnalysis ?? []).flatMap((ou) => ou.denyStatements ?? []))
+  )
 }
 
 // lintPolicies reports what runSimulation's own validation lets through but
@@ -106,10 +116,18 @@ async function simulateOne(req) {
       contextVariables: req.context ?? {}
     },
     identityPolicies: (req.identityPolicies ?? []).map((p) => ({ name: p.name, policy: p.document })),
-    serviceControlPolicies: [],
+    serviceControlPolicies: (req.serviceControlPolicies ?? []).map((level) => ({
+      orgIdentifier: level.orgIdentifier,
+      policies: level.policies.map((p) => ({ name: p.name, policy: p.document }))
+    })),
     resourceControlPolicies: []
   }
   const linted = simulation.identityPolicies.map((p) => ({ name: p.name, document: p.policy }))
+  for (const level of req.serviceControlPolicies ?? []) {
+    for (const p of level.policies) {
+      linted.push({ name: `${level.orgIdentifier}/${p.name}`, document: p.document })
+    }
+  }
   if (req.resourcePolicy) {
     simulation.resourcePolicy = req.resourcePolicy.document
     linted.push({ name: req.resourcePolicy.name, document: req.resourcePolicy.document })
@@ -138,6 +156,7 @@ async function simulateOne(req) {
     decision: response.overallResult,
     ignoredContextKeys: ignored,
     denyingStatements: denyingStatements(results.map((r) => r.analysis)),
+    scpDenyingStatements: scpDenyingStatements(results.map((r) => r.analysis)),
     explain: response.resultType === 'single' ? response.result : response.results
   }
 }
