@@ -19,6 +19,10 @@
 // Nothing is lost: failed publishes are retried in the function, what still fails goes to the
 // dead-letter queue, failed invocations are retried by Lambda and then land in the same queue,
 // and alarms fire on function errors and on anything in the queue.
+//
+// Give the detector the app's Trust (Props.Trust, the lock.Trust of the app's locks): it then
+// accepts what the locks admit besides each instance's own position, calls from the trusted
+// egress prefixes and, through the shared VPC endpoints, from the instance's own private IPv4.
 package detector
 
 import (
@@ -44,8 +48,10 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/internal/golambda"
+	"github.com/defenders-cdk/defenders/constructs/lock"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // Package is the import path of the detector Lambda's package main.
@@ -60,6 +66,9 @@ const (
 	EnvSelfRoleARN   = contract.EnvSelfRoleARN
 	EnvRegions       = contract.EnvRegions
 	MetricsNamespace = contract.DetectorMetricsNamespace
+
+	EnvTrustedEgressPrefixes = contract.EnvTrustedEgressPrefixes
+	EnvSharedVPCEndpoints    = contract.EnvSharedVPCEndpoints
 )
 
 // EventPattern is the EventBridge pattern: CloudTrail API calls made with an assumed-role
@@ -122,6 +131,14 @@ type Props struct {
 	// Lockdown makes the function lock its own credentials to the address AWS sees for it
 	// (internal/lockdown). Default false.
 	Lockdown bool
+	// Trust is what the app trusts besides each instance's own network position: its trusted
+	// egress prefixes and shared VPC endpoints. Give the detector the Trust of the app's locks
+	// (lock.Trust) so that it accepts exactly what they admit: a call from a trusted egress
+	// prefix, and a call through a shared endpoint from the instance's own private IPv4, are
+	// OK; another host through a shared endpoint is still alerted. Literal values are validated
+	// like the locks' (public prefixes, no /0, vpce- ids); tokens pass and are validated by the
+	// function at cold start. Default: nothing.
+	Trust lock.Trust
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
 }
@@ -168,6 +185,9 @@ func (p *Props) Validate() error {
 	case p.InventoryTTL < 0 || p.InventoryTTL > time.Hour:
 		return fmt.Errorf("detector: Props.InventoryTTL %v is out of range 0..1h", p.InventoryTTL)
 	}
+	if _, err := p.trust(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, r := range p.Regions {
 		switch {
@@ -179,6 +199,18 @@ func (p *Props) Validate() error {
 		seen[r] = true
 	}
 	return nil
+}
+
+// trust validates Props.Trust (tokens pass) and returns it canonicalised.
+func (p *Props) trust() (lockpolicy.Trust, error) {
+	if len(p.Trust.EgressPrefixes) == 0 && len(p.Trust.SharedVPCEndpoints) == 0 {
+		return lockpolicy.Trust{}, nil
+	}
+	t, err := lockpolicy.Trust(p.Trust).Validate(lock.IsToken)
+	if err != nil {
+		return lockpolicy.Trust{}, fmt.Errorf("detector: Props.Trust: %w", err)
+	}
+	return t, nil
 }
 
 // New creates a Detector. It returns an error, and creates nothing, when props are invalid or
@@ -281,6 +313,14 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	}
 	if len(props.Regions) > 0 {
 		env[EnvRegions] = jsii.String(strings.Join(props.Regions, ","))
+	}
+	trust, _ := props.trust() // validated above
+	egress, shared := trust.Env()
+	if egress != "" {
+		env[EnvTrustedEgressPrefixes] = jsii.String(egress)
+	}
+	if shared != "" {
+		env[EnvSharedVPCEndpoints] = jsii.String(shared)
 	}
 	for k, v := range lockEnv {
 		env[k] = v

@@ -2,6 +2,7 @@ package detector_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/detector"
+	"github.com/defenders-cdk/defenders/constructs/lock"
 	"github.com/defenders-cdk/defenders/internal/detect"
 	"github.com/defenders-cdk/defenders/internal/iameval"
 	"github.com/defenders-cdk/defenders/internal/lockdown"
@@ -153,6 +155,23 @@ func TestRegionsReachTheFunction(t *testing.T) {
 	}
 }
 
+func TestTrustReachesTheFunctionOnlyWhenGiven(t *testing.T) {
+	env := func(p *detector.Props) string {
+		_, fn := one(t, synth(t, p), "AWS::Lambda::Function")
+		b, _ := json.Marshal(fn["Environment"])
+		return string(b)
+	}
+	got := env(&detector.Props{Trust: lock.Trust{EgressPrefixes: []string{"203.0.113.0/25"}, SharedVPCEndpoints: []string{"vpce-0badc0ffee0123456", "vpce-01234567"}}})
+	for _, want := range []string{`"` + detector.EnvTrustedEgressPrefixes + `":"203.0.113.0/25"`, `"` + detector.EnvSharedVPCEndpoints + `":"vpce-01234567,vpce-0badc0ffee0123456"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("environment %s lacks %s", got, want)
+		}
+	}
+	if got := env(&detector.Props{}); strings.Contains(got, detector.EnvTrustedEgressPrefixes) || strings.Contains(got, detector.EnvSharedVPCEndpoints) {
+		t.Errorf("environment %s sets the trust without Props.Trust", got)
+	}
+}
+
 func TestReservedConcurrencyIsSetOnlyWhenAskedFor(t *testing.T) {
 	tpl := synth(t, &detector.Props{ReservedConcurrency: 5})
 	if _, fn := one(t, tpl, "AWS::Lambda::Function"); fn["ReservedConcurrentExecutions"] != 5.0 {
@@ -237,6 +256,9 @@ func TestDetectorPropsAreValidated(t *testing.T) {
 		{detector.Props{Regions: []string{"eu-west-1", "EU-WEST-1"}}, "Regions[1]"},
 		{detector.Props{Regions: []string{"eu-west-1", "eu-west-1"}}, "twice"},
 		{detector.Props{Regions: []string{"eu-west-1,us-east-1"}}, "Regions[0]"},
+		{detector.Props{Trust: lock.Trust{EgressPrefixes: []string{"10.0.0.0/8"}}}, "Props.Trust"},
+		{detector.Props{Trust: lock.Trust{EgressPrefixes: []string{"0.0.0.0/0"}}}, "Props.Trust"},
+		{detector.Props{Trust: lock.Trust{SharedVPCEndpoints: []string{"vpc-0123456789abcdef0"}}}, "Props.Trust"},
 	} {
 		if err := c.p.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want one naming %s", c.p, err, c.want)
@@ -264,7 +286,8 @@ func TestAFailedLambdaBuildIsAnErrorNamingTheConstruct(t *testing.T) {
 // tokens replaced by realistic values, to the detector Lambda's own settings loader (and to
 // lockdown's): a variable renamed on one side only fails here.
 func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
-	tpl := synth(t, &detector.Props{Regions: []string{"eu-west-1", "us-east-1"}, Lockdown: true, DedupeWindow: 2 * time.Hour})
+	tpl := synth(t, &detector.Props{Regions: []string{"eu-west-1", "us-east-1"}, Lockdown: true, DedupeWindow: 2 * time.Hour,
+		Trust: lock.Trust{EgressPrefixes: []string{"203.0.113.0/25", "198.51.100.7"}, SharedVPCEndpoints: []string{"vpce-0badc0ffee0123456"}}})
 	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
 	queueID, _ := one(t, tpl, "AWS::SQS::Queue")
 	roleID, _ := one(t, tpl, "AWS::IAM::Role")
@@ -291,6 +314,13 @@ func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
 	if s.TopicARN != topicArn || s.DLQURL != queueURL || s.SelfRoleARN != roleArn || s.DedupeWindow != 2*time.Hour ||
 		s.InventoryTTL != 10*time.Minute || !s.Lockdown || strings.Join(s.Regions, ",") != "eu-west-1,us-east-1" {
 		t.Errorf("settings %+v do not carry the construct's values", s)
+	}
+	if fmt.Sprint(s.TrustedEgressPrefixes) != "[198.51.100.7/32 203.0.113.0/25]" ||
+		strings.Join(s.SharedVPCEndpoints, ",") != "vpce-0badc0ffee0123456" {
+		t.Errorf("settings trust %v %v, want the construct's Trust", s.TrustedEgressPrefixes, s.SharedVPCEndpoints)
+	}
+	if p := s.Policy(); len(p.TrustedSourcePrefixes) != 2 || len(p.TrustedVPCEndpoints) != 1 {
+		t.Errorf("the detector's policy %+v does not carry the trust", p)
 	}
 	o, err := lockdown.OptionsFromEnv(getenv)
 	if err != nil || o.RoleARN != roleArn {

@@ -67,7 +67,12 @@ type Policy struct {
 	TrustedSourcePrefixes []netip.Prefix
 	// TrustedVPCEndpoints are VPC endpoint ids accepted for every instance
 	// in addition to the endpoints of its own VPC: centralised interface
-	// endpoints in a shared-services VPC.
+	// endpoints in a shared-services VPC (the app's shared VPC endpoints,
+	// lockpolicy.Trust.SharedVPCEndpoints). A call through one is OK only
+	// from the instance's own private address, exactly what the lock admits
+	// there (aws:VpcSourceIp equal to aws:Ec2InstanceSourcePrivateIPv4; see
+	// Instance.IsLockedPrivateIP): a shared endpoint is reachable from many
+	// VPCs, so the endpoint alone does not pin the call to the instance.
 	TrustedVPCEndpoints []string
 	// RequireInstancePrivateIP makes calls through the instance's VPC
 	// endpoint acceptable only from the instance's own private addresses
@@ -96,14 +101,18 @@ func Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdict {
 // of the NAT gateways in its VPC, or in TrustedSourcePrefixes.
 //
 // It is also OK when it came through a VPC endpoint of the instance's own
-// VPC (vpcEndpointId is in Instance.VPCEndpointIDs or
-// TrustedVPCEndpoints) from a private address. Through an endpoint
-// CloudTrail records the caller's private address, which is meaningless
-// outside its VPC; the endpoint id is what pins the call to a network, and
-// endpoint ids are globally unique, so vpcEndpointAccountId adds nothing to
-// the check (it only grades the severity below). "Private" means RFC 1918,
-// RFC 6598, IPv6 ULA, or one of the instance's own private addresses (VPCs
-// may use public ranges privately).
+// VPC (vpcEndpointId is in Instance.VPCEndpointIDs) from a private
+// address. Through an endpoint CloudTrail records the caller's private
+// address, which is meaningless outside its VPC; the endpoint id is what
+// pins the call to a network, and endpoint ids are globally unique, so
+// vpcEndpointAccountId adds nothing to the check (it only grades the
+// severity below). "Private" means RFC 1918, RFC 6598, IPv6 ULA, or one of
+// the instance's own private addresses (VPCs may use public ranges
+// privately).
+//
+// Through a trusted shared endpoint (TrustedVPCEndpoints), which lives in
+// another VPC and serves many, it is OK only from the instance's own
+// private address (Instance.IsLockedPrivateIP), as the lock admits.
 //
 // Anything else is BadSource:
 //
@@ -113,8 +122,9 @@ func Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdict {
 //     not recorded;
 //   - MEDIUM when the call came through an endpoint of another VPC of the
 //     same account, from a private address without an endpoint, from a
-//     private address that is not the instance's (RequireInstancePrivateIP),
-//     or when the source is not an address at all.
+//     private address that is not the instance's through a shared endpoint
+//     (or through its own VPC's with RequireInstancePrivateIP), or when the
+//     source is not an address at all.
 //
 // When the instance is unknown the verdict is InstanceMissing with
 // severity MEDIUM: credentials of a terminated instance remain valid for
@@ -146,7 +156,8 @@ func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdi
 	}
 	private := src.IsValid() && (lockpolicy.IsPrivateNetwork(src) || inst.HasPrivateIP(src))
 	if ep := rec.VPCEndpointID; ep != "" {
-		own := slices.Contains(inst.VPCEndpointIDs, ep) || slices.Contains(p.TrustedVPCEndpoints, ep)
+		own := slices.Contains(inst.VPCEndpointIDs, ep)
+		shared := !own && slices.Contains(p.TrustedVPCEndpoints, ep)
 		switch {
 		case own && private && (!p.RequireInstancePrivateIP || inst.HasPrivateIP(src)):
 			v.Reason = "call came through VPC endpoint " + ep + " of the instance's VPC"
@@ -155,7 +166,15 @@ func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdi
 			v.Kind, v.Severity = BadSource, SeverityMedium
 			v.Reason = "private source " + src.String() + " through the instance VPC's endpoint " + ep + " is not an address of the instance"
 			return v
-		case !own:
+		case shared && private && inst.IsLockedPrivateIP(src):
+			v.Reason = "call came through the trusted shared VPC endpoint " + ep + " from the instance's private address"
+			return v
+		case shared && private:
+			v.Kind, v.Severity = BadSource, SeverityMedium
+			v.Reason = "private source " + src.String() + " through the trusted shared VPC endpoint " + ep +
+				" is not the instance's private address (the only one its lock admits there)"
+			return v
+		case !own && !shared:
 			v.Kind, v.Severity = BadSource, SeverityHigh
 			owner := rec.VPCEndpointAccountID
 			if owner != "" && owner == accountOf(rec) {
@@ -168,8 +187,8 @@ func (p *Policy) Decide(rec *cloudtrail.Record, inst Instance, found bool) Verdi
 			v.Reason += ", which is not in the instance's VPC " + inst.VpcID
 			return v
 		}
-		// The instance VPC's endpoint with a public or unparsable source:
-		// judge the source address alone.
+		// The instance VPC's or a shared endpoint with a public or
+		// unparsable source: judge the source address alone.
 	}
 	v.Kind = BadSource
 	switch {

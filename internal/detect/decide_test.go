@@ -54,6 +54,7 @@ func TestDecideEdgeCases(t *testing.T) {
 		return r
 	}
 	strict := detect.Policy{RequireInstancePrivateIP: true}
+	shared := detect.Policy{TrustedVPCEndpoints: []string{"vpce-0shared"}}
 	tests := []struct {
 		name     string
 		policy   detect.Policy
@@ -69,7 +70,10 @@ func TestDecideEdgeCases(t *testing.T) {
 		{"a public source through the instance VPC's endpoint is judged by the address", detect.Policy{}, mk(ctt.AttackerIP, ctt.OwnEndpoint, ""), detect.BadSource, detect.SeverityHigh},
 		{"a foreign endpoint owned by the same account is MEDIUM", detect.Policy{}, mk("172.31.0.9", "vpce-0other", ctt.Account), detect.BadSource, detect.SeverityMedium},
 		{"a foreign endpoint with no recorded owner is HIGH", detect.Policy{}, mk("172.31.0.9", "vpce-0other", ""), detect.BadSource, detect.SeverityHigh},
-		{"a trusted shared endpoint is OK", detect.Policy{TrustedVPCEndpoints: []string{"vpce-0shared"}}, mk("10.200.0.9", "vpce-0shared", ctt.OtherAccount), detect.OK, ""},
+		{"the instance's private IP through a trusted shared endpoint is OK", shared, mk(ctt.PrivateIP, "vpce-0shared", ctt.OtherAccount), detect.OK, ""},
+		{"another machine's private IP through a trusted shared endpoint is MEDIUM", shared, mk("10.200.0.9", "vpce-0shared", ctt.OtherAccount), detect.BadSource, detect.SeverityMedium},
+		{"a public source through a trusted shared endpoint is judged by the address", shared, mk(ctt.AttackerIP, "vpce-0shared", ctt.OtherAccount), detect.BadSource, detect.SeverityHigh},
+		{"an untrusted endpoint of another VPC is still HIGH with shared endpoints configured", shared, mk(ctt.PrivateIP, "vpce-0other", ctt.OtherAccount), detect.BadSource, detect.SeverityHigh},
 		{"a trusted egress prefix is OK", detect.Policy{TrustedSourcePrefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}, mk(ctt.AttackerIP, "", ""), detect.OK, ""},
 		{"a private source without an endpoint is MEDIUM", detect.Policy{}, mk("10.0.1.10", "", ""), detect.BadSource, detect.SeverityMedium},
 		{"a carrier-grade NAT source without an endpoint is MEDIUM", detect.Policy{}, mk("100.64.3.4", "", ""), detect.BadSource, detect.SeverityMedium},
@@ -85,6 +89,39 @@ func TestDecideEdgeCases(t *testing.T) {
 			}
 		})
 	}
+	t.Run("through a shared endpoint only the primary private IPv4 is the instance's, as for its lock", func(t *testing.T) {
+		multi := theInstance()
+		multi.PrivateIPs = addrs(ctt.PrivateIP, "10.0.1.11")
+		multi.PrimaryPrivateIP = netip.MustParseAddr(ctt.PrivateIP)
+		tests := []struct {
+			name   string
+			inst   detect.Instance
+			src    string
+			wantOK bool
+		}{
+			{"the primary address is OK", multi, ctt.PrivateIP, true},
+			{"a secondary address is not (the lock denies it)", multi, "10.0.1.11", false},
+			{"without a known primary, any of the instance's addresses is", theInstance(), ctt.PrivateIP, true},
+			{"without a known primary, another machine's address is not", theInstance(), ctt.OtherPrivateIP, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := mk(tt.src, "vpce-0shared", ctt.OtherAccount)
+				if v := shared.Decide(&r, tt.inst, true); (v.Kind == detect.OK) != tt.wantOK {
+					t.Errorf("Decide = %+v, want OK %v", v, tt.wantOK)
+				}
+			})
+		}
+	})
+	t.Run("a trusted egress prefix admits every instance, and nothing next to it", func(t *testing.T) {
+		p := detect.Policy{TrustedSourcePrefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.128/25")}}
+		for src, want := range map[string]detect.VerdictKind{"192.0.2.200": detect.OK, "192.0.2.127": detect.BadSource, ctt.AttackerIP: detect.BadSource} {
+			r := mk(src, "", "")
+			if v := p.Decide(&r, theInstance(), true); v.Kind != want {
+				t.Errorf("%s: Decide = %+v, want %v", src, v, want)
+			}
+		}
+	})
 	t.Run("an unknown instance is InstanceMissing whatever the source", func(t *testing.T) {
 		r := mk(ctt.PublicIP, "", "")
 		if v := detect.Decide(&r, detect.Instance{}, false); v.Kind != detect.InstanceMissing {

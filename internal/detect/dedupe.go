@@ -85,7 +85,10 @@ func (d *Deduper) Allow(key string) bool {
 }
 
 // Forget removes key, so that the next alert with it is sent. Use it when
-// an allowed alert could not be delivered and will be retried.
+// an allowed alert reached neither its topic nor the dead-letter queue and
+// will be retried; an alert in the dead-letter queue will be redriven from
+// there and must stay remembered, or every repeat of the attack would be
+// dead-lettered again while the topic is down.
 func (d *Deduper) Forget(key string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

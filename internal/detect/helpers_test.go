@@ -68,6 +68,15 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+// Sleep advances the clock by d: a wait costs simulated time only.
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.Advance(d)
+	return nil
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -85,6 +94,9 @@ type source struct {
 	bulkCalls int
 	gate      chan struct{} // when set, lookups wait for it to close
 	entered   chan string   // when set, lookups announce themselves
+	delay     func()        // when set, called by every call (a latency on a fake clock)
+	failures  int           // failed calls
+	single    int           // Lookup calls
 }
 
 func newSource(data map[string]detect.Instance) *source {
@@ -102,10 +114,15 @@ func (s *source) Lookup(ctx context.Context, id string) (detect.Instance, bool, 
 			return detect.Instance{}, false, ctx.Err()
 		}
 	}
+	if s.delay != nil {
+		s.delay()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[id]++
+	s.single++
 	if s.err != nil {
+		s.failures++
 		return detect.Instance{}, false, s.err
 	}
 	in, ok := s.data[id]
@@ -124,6 +141,13 @@ func (s *source) fail(err error) {
 	s.err = err
 }
 
+// total returns the calls made: single lookups and bulk calls.
+func (s *source) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.single + s.bulkCalls
+}
+
 func (s *source) count(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -134,10 +158,14 @@ func (s *source) count(id string) int {
 type bulkSource struct{ *source }
 
 func (b bulkSource) LookupMany(ctx context.Context, ids []string) (map[string]detect.Instance, error) {
+	if b.delay != nil {
+		b.delay()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.bulkCalls++
 	if b.err != nil {
+		b.failures++
 		return nil, b.err
 	}
 	out := map[string]detect.Instance{}

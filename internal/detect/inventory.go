@@ -35,6 +35,12 @@ type Instance struct {
 	// PrivateIPs are the private addresses of all the instance's network
 	// interfaces, including secondary addresses.
 	PrivateIPs []netip.Addr
+	// PrimaryPrivateIP is the primary private IPv4 address of the
+	// instance's primary network interface: the address IAM compares
+	// aws:VpcSourceIp with (aws:Ec2InstanceSourcePrivateIPv4) when a lock
+	// admits a call through a VPC endpoint. Invalid when the inventory does
+	// not say (an IPv6-only instance, or an inventory that does not know).
+	PrimaryPrivateIP netip.Addr
 	// PrivatePrefixes are prefixes delegated to the instance's network
 	// interfaces (EKS prefix delegation), whose addresses are the
 	// instance's too.
@@ -72,6 +78,17 @@ func (in *Instance) HasPrivateIP(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// IsLockedPrivateIP reports whether a is the private address from which
+// the instance's lock admits calls through a VPC endpoint: its primary
+// private IPv4 (PrimaryPrivateIP), or, when the inventory does not say
+// which address is primary, any of its private addresses (HasPrivateIP).
+func (in *Instance) IsLockedPrivateIP(a netip.Addr) bool {
+	if in.PrimaryPrivateIP.IsValid() {
+		return a.Unmap() == in.PrimaryPrivateIP.Unmap()
+	}
+	return in.HasPrivateIP(a)
 }
 
 // Inventory looks instances up. found is false (with a nil error) when the
@@ -116,6 +133,15 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, instanceIDs []string)
 }
 
+// RefreshPrefetcher is a Refresher that can refresh many instances in as
+// few source calls as possible before they are refreshed one by one: the
+// Processor refreshes all of a batch's would-be alerts with one call, and
+// each Refresh that follows is answered from the cache. It is best effort:
+// failures surface on the following Refresh.
+type RefreshPrefetcher interface {
+	PrefetchRefresh(ctx context.Context, instanceIDs []string)
+}
+
 // StaticInventory is a fixed in-memory Inventory keyed by instance id, for
 // tests, benchmarks and local runs.
 type StaticInventory map[string]Instance
@@ -137,16 +163,39 @@ func (s StaticInventory) LookupMany(_ context.Context, instanceIDs []string) (ma
 	return out, nil
 }
 
-// ErrThrottled is wrapped by the error CachedInventory returns when a
-// lookup of an instance it has never seen is refused by its rate limit.
-var ErrThrottled = errors.New("inventory lookups of unknown instances are rate limited")
+// Errors of a CachedInventory lookup.
+var (
+	// ErrThrottled is wrapped by the error CachedInventory returns when a
+	// lookup of an instance it has never seen is refused by its rate limit:
+	// the token it needs would not come within CacheOptions.MissMaxWait.
+	ErrThrottled = errors.New("inventory lookups of unknown instances are rate limited")
+	// ErrUnavailable is wrapped by the error CachedInventory returns,
+	// without calling its source, for an instance it has no usable answer
+	// for while its circuit breaker is open (the source failed
+	// BreakerThreshold calls in a row). The record is undecided and
+	// retried: it is never judged OK.
+	ErrUnavailable = errors.New("the inventory's source keeps failing: lookups are paused (circuit breaker open)")
+)
 
-// Cache defaults; see CacheOptions.
+// Cache defaults; see CacheOptions. The miss rate limit is sized from
+// TestBacklogOfUnseenInstances (internal/detectorfn): a cold container
+// draining a backlog of 100 deliveries with 100 to 430 instances it has
+// never seen makes 1.1 to 1.3 DescribeInstances calls per delivery (2 for
+// deliveries of 250 unseen instances) and, paced at 5 calls a second with
+// waits of at most 180 ms per call, fails none of them. 5 calls a second
+// is a quarter of the refill rate EC2 documents for an account's
+// non-mutating calls in a region (20 a second, bucket of 100), which
+// every other tool of the account shares.
 const (
 	DefaultCacheTTL           = 10 * time.Minute
 	DefaultMinRefreshInterval = 30 * time.Second
 	DefaultMissRate           = 5.0
 	DefaultMissBurst          = 20
+	DefaultMissMaxWait        = 2 * time.Second
+	DefaultErrorRetry         = time.Second
+	DefaultBreakerThreshold   = 3
+	DefaultBreakerCooldown    = 5 * time.Second
+	DefaultBreakerMaxCooldown = 30 * time.Second
 	DefaultMaxStale           = time.Hour
 	DefaultCacheMaxEntries    = 10000
 	DefaultPrefetchWorkers    = 4
@@ -160,17 +209,44 @@ type CacheOptions struct {
 	TTL time.Duration
 	// MinRefreshInterval is the per-instance rate limit: the source is asked
 	// about one instance at most once per interval, whatever triggers it (a
-	// miss, an expired entry, a Refresh, a failing source). Unknown ids are
-	// cached as not found for this long (DefaultMinRefreshInterval; at most
-	// TTL).
+	// miss, an expired entry, a Refresh), except after a failed lookup of an
+	// instance with no usable answer, which ErrorRetry governs. Unknown ids
+	// are cached as not found for this long (DefaultMinRefreshInterval; at
+	// most TTL).
 	MinRefreshInterval time.Duration
-	// MissRate and MissBurst bound, as a token bucket, how often per second
-	// the source is asked about instances that are not in the cache or are
+	// MissRate and MissBurst bound, as a token bucket, the source calls per
+	// second that ask about instances that are not in the cache or are
 	// cached as not found, so that a flood of made-up ids cannot exhaust the
-	// EC2 API rate limit (DefaultMissRate, DefaultMissBurst). A negative
-	// MissRate disables the bound.
+	// account's EC2 API rate limit (DefaultMissRate, DefaultMissBurst). One
+	// source call costs one token however many instances it asks about:
+	// a LookupMany of up to MaxBulkLookup ids (one DescribeInstances) or a
+	// Lookup. A negative MissRate disables the bound.
 	MissRate  float64
 	MissBurst int
+	// MissMaxWait is how long a call may wait for its token before the
+	// lookup fails with ErrThrottled (DefaultMissMaxWait; negative: never
+	// wait). Waiting paces a backlog instead of failing it; the wait also
+	// ends with the lookup's context.
+	MissMaxWait time.Duration
+	// ErrorRetry is how long a failed lookup of an instance without a
+	// usable cached answer is remembered before the source is asked about
+	// it again; it doubles with each consecutive failure of that instance,
+	// up to MinRefreshInterval (DefaultErrorRetry). A throttling blip thus
+	// delays a new instance by a second or two, not by the refresh
+	// interval.
+	ErrorRetry time.Duration
+	// BreakerThreshold consecutive failed source calls open the circuit
+	// breaker (DefaultBreakerThreshold; negative: no breaker). While it is
+	// open, for BreakerCooldown (DefaultBreakerCooldown), doubled each time
+	// it opens again without a success in between up to BreakerMaxCooldown
+	// (DefaultBreakerMaxCooldown), lookups do not call the source: they get
+	// the last answer (a found entry younger than MaxStale, a not-found
+	// entry) or an error wrapping ErrUnavailable. The first call after the
+	// cool-down is a probe: a success closes the breaker, a failure opens it
+	// again. Calls cut short by the caller's own context do not count.
+	BreakerThreshold   int
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
 	// MaxStale is how old an entry may be and still be served when the
 	// source fails (DefaultMaxStale).
 	MaxStale time.Duration
@@ -182,20 +258,28 @@ type CacheOptions struct {
 	PrefetchWorkers int
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Sleep waits for d or until ctx is done, returning ctx.Err() in the
+	// latter case (a timer by default; tests inject a fake clock's).
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // CacheStats counts what a CachedInventory did.
 type CacheStats struct {
-	Hits           int // lookups answered from the cache
-	Coalesced      int // lookups that waited for a concurrent source lookup of the same id
-	Fetches        int // instances asked from the source
-	SourceErrors   int // failed source lookups
-	StaleServed    int // lookups answered with an expired entry because the source failed
-	Throttled      int // lookups of unknown ids refused by the miss rate limit
-	Evictions      int // entries evicted to respect MaxEntries
-	Entries        int // entries currently cached
-	BulkLookups    int // LookupMany calls
-	PrefetchErrors int // failed LookupMany calls
+	Hits            int           // lookups answered from the cache
+	Coalesced       int           // lookups that waited for a concurrent source lookup of the same id
+	Fetches         int           // instances asked from the source
+	SourceCalls     int           // source calls (a LookupMany or a Lookup)
+	SourceErrors    int           // failed source lookups (instances)
+	StaleServed     int           // lookups answered with an expired entry because the source failed
+	Throttled       int           // lookups of unknown ids refused by the miss rate limit
+	RateWaits       int           // source calls that waited for the miss rate limit
+	RateWaited      time.Duration // the time they waited
+	BreakerOpens    int           // times the circuit breaker opened
+	BreakerRejected int           // lookups answered without the source because the breaker was open
+	Evictions       int           // entries evicted to respect MaxEntries
+	Entries         int           // entries currently cached
+	BulkLookups     int           // LookupMany calls
+	PrefetchErrors  int           // failed LookupMany calls
 }
 
 // CachedInventory wraps an Inventory (the EC2 API) in a bounded cache with
@@ -204,10 +288,28 @@ type CacheStats struct {
 // A lookup is answered from the cache while the entry is fresh. An unknown
 // id, or one cached as not found, is looked up in the source right away,
 // so a brand-new instance is known the first time its credentials show up;
-// the per-instance MinRefreshInterval and the global MissRate bound how
-// often that can happen. A failing source is answered with the last known
-// data for up to MaxStale. Concurrent lookups of one id share one source
+// the per-instance MinRefreshInterval and the global miss rate limit bound
+// how often that can happen. Concurrent lookups of one id share one source
 // call.
+//
+// Under load and faults (see CacheOptions for the knobs):
+//
+//   - the miss rate limit is charged per source call, not per instance, so
+//     a Prefetch of a batch's unseen instances costs one token per
+//     MaxBulkLookup of them; a call that finds the bucket empty waits for
+//     its token (up to MissMaxWait) instead of failing, so a backlog is
+//     paced rather than failed;
+//   - a failed lookup of an instance with no usable cached answer is
+//     remembered for ErrorRetry, doubling with each failure in a row up to
+//     MinRefreshInterval: a throttling blip delays a new instance by about
+//     a second;
+//   - a failing source is answered with the last known data for up to
+//     MaxStale;
+//   - after BreakerThreshold failed calls in a row the circuit breaker
+//     stops calling the source for a cool-down, so that an EC2 outage costs
+//     an invocation a few calls, not its whole time budget. It fails
+//     closed: what has no usable cached answer is an error (the record is
+//     retried), never an OK.
 //
 // Why not a periodic inventory snapshot: the anchor project
 // (detect-credential-compromise) runs a second, scheduled Lambda every 10
@@ -243,7 +345,20 @@ type CachedInventory struct {
 	tokens   float64
 	last     time.Time
 	stats    CacheStats
+
+	// The circuit breaker.
+	fails     int           // source calls failed in a row
+	cooldown  time.Duration // of the last opening; 0 after a success
+	openUntil time.Time
+	lastErr   error // the last source failure
 }
+
+var (
+	_ Inventory         = (*CachedInventory)(nil)
+	_ Refresher         = (*CachedInventory)(nil)
+	_ Prefetcher        = (*CachedInventory)(nil)
+	_ RefreshPrefetcher = (*CachedInventory)(nil)
+)
 
 type cacheEntry struct {
 	id        string
@@ -252,6 +367,8 @@ type cacheEntry struct {
 	err       error     // set when the entry holds no answer because the source failed
 	fetched   time.Time // last successful source answer
 	attempted time.Time // last source call
+	failures  int       // source failures in a row while err is set
+	retryAt   time.Time // when err is set: when the source may be asked again
 }
 
 func (e *cacheEntry) answer() answer { return answer{inst: e.inst, found: e.found, err: e.err} }
@@ -280,6 +397,23 @@ func NewCachedInventory(src Inventory, o CacheOptions) *CachedInventory {
 	if o.MissBurst <= 0 {
 		o.MissBurst = DefaultMissBurst
 	}
+	if o.MissMaxWait == 0 {
+		o.MissMaxWait = DefaultMissMaxWait
+	}
+	if o.ErrorRetry <= 0 {
+		o.ErrorRetry = DefaultErrorRetry
+	}
+	o.ErrorRetry = min(o.ErrorRetry, o.MinRefreshInterval)
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if o.BreakerMaxCooldown <= 0 {
+		o.BreakerMaxCooldown = DefaultBreakerMaxCooldown
+	}
+	o.BreakerMaxCooldown = max(o.BreakerMaxCooldown, o.BreakerCooldown)
 	if o.MaxStale <= 0 {
 		o.MaxStale = DefaultMaxStale
 	}
@@ -291,6 +425,9 @@ func NewCachedInventory(src Inventory, o CacheOptions) *CachedInventory {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
 	}
 	return &CachedInventory{
 		src:      src,
@@ -319,7 +456,9 @@ func (c *CachedInventory) Lookup(ctx context.Context, instanceID string) (Instan
 
 // Refresh looks the instance up in the source even if the cached entry is
 // fresh, unless the source was asked about it less than
-// MinRefreshInterval ago, in which case the cached entry is returned.
+// MinRefreshInterval ago (or, after a failure, less than its retry delay
+// ago), or the breaker is open, in which case the cached answer is
+// returned.
 func (c *CachedInventory) Refresh(ctx context.Context, instanceID string) (Instance, bool, error) {
 	return c.get(ctx, instanceID, true)
 }
@@ -327,26 +466,78 @@ func (c *CachedInventory) Refresh(ctx context.Context, instanceID string) (Insta
 // needsFetch decides whether e must be refreshed from the source. Called
 // with c.mu held.
 func (c *CachedInventory) needsFetch(e *cacheEntry, now time.Time, force bool) bool {
+	if e.err != nil {
+		return !now.Before(e.retryAt)
+	}
 	if now.Sub(e.attempted) < c.o.MinRefreshInterval {
 		return false
 	}
 	return force || !e.found || now.Sub(e.fetched) >= c.o.TTL
 }
 
-// takeToken applies the miss rate limit. Called with c.mu held.
-func (c *CachedInventory) takeToken(now time.Time) bool {
+// maxWait is how long a lookup under ctx may wait for a token.
+func (c *CachedInventory) maxWait(ctx context.Context) time.Duration {
+	w := c.o.MissMaxWait
+	if d, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(d))
+	}
+	return w
+}
+
+// reserve takes a token of the miss rate limit and returns how long the
+// caller must wait before its call; ok is false, and nothing is taken,
+// when the token would come later than maxWait. Tokens are reserved in
+// advance (the bucket may go negative), so that concurrent callers queue
+// up at the configured rate. Called with c.mu held.
+func (c *CachedInventory) reserve(now time.Time, maxWait time.Duration) (time.Duration, bool) {
 	if c.o.MissRate < 0 {
-		return true
+		return 0, true
 	}
 	if d := now.Sub(c.last); d > 0 {
 		c.tokens = min(float64(c.o.MissBurst), c.tokens+d.Seconds()*c.o.MissRate)
 		c.last = now
 	}
+	var wait time.Duration
 	if c.tokens < 1 {
-		return false
+		wait = time.Duration((1 - c.tokens) / c.o.MissRate * float64(time.Second))
+		if wait > maxWait {
+			return 0, false
+		}
+		c.stats.RateWaits++
+		c.stats.RateWaited += wait
 	}
 	c.tokens--
-	return true
+	return wait, true
+}
+
+// breakerOpen reports whether the breaker keeps the source from being
+// called. Called with c.mu held.
+func (c *CachedInventory) breakerOpen(now time.Time) bool {
+	return c.o.BreakerThreshold > 0 && now.Before(c.openUntil)
+}
+
+// called records the outcome of a source call made under ctx for the
+// breaker. Called with c.mu held.
+func (c *CachedInventory) called(ctx context.Context, err error, now time.Time) {
+	c.stats.SourceCalls++
+	switch {
+	case err == nil:
+		c.fails, c.cooldown = 0, 0
+		return
+	case ctx.Err() != nil:
+		return // the caller gave up: says nothing about the source
+	}
+	c.fails++
+	c.lastErr = err
+	if c.o.BreakerThreshold > 0 && c.fails >= c.o.BreakerThreshold {
+		if c.cooldown == 0 {
+			c.cooldown = c.o.BreakerCooldown
+		} else {
+			c.cooldown = min(2*c.cooldown, c.o.BreakerMaxCooldown)
+		}
+		c.openUntil = now.Add(c.cooldown)
+		c.stats.BreakerOpens++
+	}
 }
 
 func (c *CachedInventory) entry(id string) *cacheEntry {
@@ -363,38 +554,87 @@ type answer struct {
 	err   error
 }
 
+// unavailable answers a lookup of id that the open breaker keeps from the
+// source: the last answer when there is a usable one (a found entry
+// younger than MaxStale, a not-found entry), otherwise an error wrapping
+// ErrUnavailable and the last failure. Called with c.mu held.
+func (c *CachedInventory) unavailable(id string, e *cacheEntry, now time.Time) answer {
+	c.stats.BreakerRejected++
+	switch {
+	case e != nil && e.found && now.Sub(e.fetched) <= c.o.MaxStale:
+		if now.Sub(e.fetched) >= c.o.TTL {
+			c.stats.StaleServed++
+		}
+		return e.answer()
+	case e != nil && e.err == nil && !e.found:
+		return e.answer()
+	case c.lastErr != nil:
+		return answer{err: fmt.Errorf("detect: inventory lookup %s: %w (last failure: %w)", id, ErrUnavailable, c.lastErr)}
+	}
+	return answer{err: fmt.Errorf("detect: inventory lookup %s: %w", id, ErrUnavailable)}
+}
+
+// refused answers a lookup of id that the rate limit refused: the last
+// answer if there is one, ErrThrottled otherwise. Called with c.mu held.
+func (c *CachedInventory) refused(id string, e *cacheEntry) answer {
+	c.stats.Throttled++
+	if e != nil {
+		// Keep giving the last answer until allowed to re-check.
+		return e.answer()
+	}
+	return answer{err: fmt.Errorf("detect: inventory lookup %s: %w", id, ErrThrottled)}
+}
+
 // begin decides how to answer a lookup of id: from the cache (hit), by
 // waiting for a concurrent source call (wait), or by a new source call
-// that the caller must perform and finish (own). Called with c.mu held.
-func (c *CachedInventory) begin(id string, now time.Time, force bool) (a answer, hit bool, wait, own *call) {
-	var e *cacheEntry
-	if el, ok := c.entries[id]; ok {
-		e = el.Value.(*cacheEntry)
-		c.lru.MoveToFront(el)
+// that the caller must perform after delay and finish (own). Called with
+// c.mu held.
+func (c *CachedInventory) begin(id string, now time.Time, force bool, maxWait time.Duration) (a answer, hit bool, wait, own *call, delay time.Duration) {
+	e := c.entry(id)
+	if e != nil {
+		c.lru.MoveToFront(c.entries[id])
 		if !c.needsFetch(e, now, force) {
 			c.stats.Hits++
-			return e.answer(), true, nil, nil
+			return e.answer(), true, nil, nil, 0
 		}
 	}
 	if cl, ok := c.inflight[id]; ok {
 		c.stats.Coalesced++
-		return answer{}, false, cl, nil
+		return answer{}, false, cl, nil, 0
 	}
-	if (e == nil || !e.found) && !c.takeToken(now) {
-		c.stats.Throttled++
-		if e != nil {
-			// Keep giving the last answer until allowed to re-check.
-			return e.answer(), true, nil, nil
+	if c.breakerOpen(now) {
+		return c.unavailable(id, e, now), true, nil, nil, 0
+	}
+	if e == nil || !e.found {
+		d, ok := c.reserve(now, maxWait)
+		if !ok {
+			return c.refused(id, e), true, nil, nil, 0
 		}
-		return answer{err: fmt.Errorf("detect: inventory lookup %s: %w", id, ErrThrottled)}, true, nil, nil
+		delay = d
 	}
 	own = &call{done: make(chan struct{})}
 	c.inflight[strings.Clone(id)] = own
-	if e != nil {
-		e.attempted = now
+	return answer{}, false, nil, own, delay
+}
+
+// attempt records that the source is about to be asked about ids, for
+// the per-instance rate limit. Called with c.mu held.
+func (c *CachedInventory) attempt(now time.Time, ids ...string) {
+	c.stats.Fetches += len(ids)
+	for _, id := range ids {
+		if e := c.entry(id); e != nil {
+			e.attempted = now
+		}
 	}
-	c.stats.Fetches++
-	return answer{}, false, nil, own
+}
+
+// release ends the source call cl of id without an answer from the source
+// (it was refused, or its wait was cut short): its waiters get a.
+// Called with c.mu held.
+func (c *CachedInventory) release(id string, cl *call, a answer) {
+	delete(c.inflight, id)
+	cl.inst, cl.found, cl.err = a.inst, a.found, a.err
+	close(cl.done)
 }
 
 // finish records the source's answer for id and releases the waiters.
@@ -411,14 +651,33 @@ func (c *CachedInventory) finish(id string, cl *call, inst Instance, found bool,
 		case e != nil && e.found && now.Sub(e.fetched) <= c.o.MaxStale:
 			c.stats.StaleServed++
 			inst, found, err = e.inst, true, nil
-		case e == nil || e.err != nil:
-			// Remember the failure so that the per-instance rate limit
-			// applies to failing lookups too.
+		case e != nil && e.err == nil && !e.found:
+			// Keep the negative answer; this lookup reports the failure.
+		default:
+			// Nothing usable: remember the failure, so that the next
+			// lookups wait for the retry delay instead of calling again.
+			failures := 1
+			if e != nil && e.err != nil {
+				failures = e.failures + 1
+			}
 			c.store(id, answer{err: err}, now)
+			e = c.entry(id)
+			e.failures = failures
+			e.retryAt = now.Add(c.retryDelay(failures))
 		}
 	}
 	cl.inst, cl.found, cl.err = inst, found, err
 	close(cl.done)
+}
+
+// retryDelay is how long a lookup that failed n times in a row is
+// remembered: ErrorRetry, doubling, up to MinRefreshInterval.
+func (c *CachedInventory) retryDelay(n int) time.Duration {
+	d := c.o.ErrorRetry
+	for i := 1; i < n && d < c.o.MinRefreshInterval; i++ {
+		d *= 2
+	}
+	return min(d, c.o.MinRefreshInterval)
 }
 
 // store caches an answer. Called with c.mu held.
@@ -427,7 +686,7 @@ func (c *CachedInventory) store(id string, a answer, now time.Time) {
 		e := el.Value.(*cacheEntry)
 		e.inst, e.found, e.err, e.attempted = a.inst, a.found, a.err, now
 		if a.err == nil {
-			e.fetched = now
+			e.fetched, e.failures = now, 0
 		}
 		c.lru.MoveToFront(el)
 		return
@@ -447,8 +706,9 @@ func (c *CachedInventory) store(id string, a answer, now time.Time) {
 }
 
 func (c *CachedInventory) get(ctx context.Context, id string, force bool) (Instance, bool, error) {
+	maxWait := c.maxWait(ctx)
 	c.mu.Lock()
-	a, hit, wait, own := c.begin(id, c.o.Now(), force)
+	a, hit, wait, own, delay := c.begin(id, c.o.Now(), force, maxWait)
 	c.mu.Unlock()
 	switch {
 	case hit:
@@ -461,8 +721,20 @@ func (c *CachedInventory) get(ctx context.Context, id string, force bool) (Insta
 			return Instance{}, false, fmt.Errorf("detect: inventory lookup %s: %w", id, ctx.Err())
 		}
 	}
+	if delay > 0 {
+		if err := c.o.Sleep(ctx, delay); err != nil {
+			c.mu.Lock()
+			c.release(id, own, answer{err: fmt.Errorf("detect: inventory lookup %s: waiting for the rate limit: %w", id, err)})
+			c.mu.Unlock()
+			return own.inst, own.found, own.err
+		}
+	}
+	c.mu.Lock()
+	c.attempt(c.o.Now(), id)
+	c.mu.Unlock()
 	inst, found, err := c.src.Lookup(ctx, id)
 	c.mu.Lock()
+	c.called(ctx, err, c.o.Now())
 	c.finish(id, own, inst, found, err)
 	c.mu.Unlock()
 	return own.inst, own.found, own.err
@@ -472,83 +744,122 @@ func (c *CachedInventory) get(ctx context.Context, id string, force bool) (Insta
 // among ids that a Lookup would fetch: with LookupMany in chunks of
 // MaxBulkLookup when the source is a BulkInventory, otherwise with up to
 // PrefetchWorkers concurrent lookups. The miss rate limit is charged per
-// source call: one token per bulk chunk, one per id otherwise. Concurrent
-// Lookups of those ids wait for the prefetch instead of calling the source
-// again.
+// source call: one token per bulk chunk that holds an instance not known
+// to exist, one per such instance otherwise. Concurrent Lookups of those
+// ids wait for the prefetch instead of calling the source again. Nothing
+// is asked while the breaker is open.
 func (c *CachedInventory) Prefetch(ctx context.Context, ids []string) {
+	c.prefetch(ctx, ids, false)
+}
+
+// PrefetchRefresh is Prefetch for Refresh: it asks the source, in as few
+// calls as possible, about the instances among ids that a Refresh would
+// ask about (those not asked for MinRefreshInterval), so that the
+// Refreshes that follow are answered from the cache.
+func (c *CachedInventory) PrefetchRefresh(ctx context.Context, ids []string) {
+	c.prefetch(ctx, ids, true)
+}
+
+func (c *CachedInventory) prefetch(ctx context.Context, ids []string, force bool) {
 	bulk, isBulk := c.src.(BulkInventory)
+	if !isBulk {
+		c.prefetchEach(ctx, ids, force)
+		return
+	}
 	c.mu.Lock()
 	now := c.o.Now()
+	if c.breakerOpen(now) {
+		c.mu.Unlock()
+		return
+	}
 	var todo []string
 	calls := make(map[string]*call)
-	misses := 0
+	miss := make(map[string]bool)
 	for _, id := range ids {
-		if _, dup := calls[id]; dup {
+		if _, dup := calls[id]; dup || id == "" {
 			continue
 		}
-		el, cached := c.entries[id]
-		if cached && !c.needsFetch(el.Value.(*cacheEntry), now, false) {
+		e := c.entry(id)
+		if e != nil && !c.needsFetch(e, now, force) {
 			continue
 		}
 		if _, busy := c.inflight[id]; busy {
 			continue
 		}
-		miss := !cached || !el.Value.(*cacheEntry).found
-		if isBulk && miss {
-			// One bulk call costs one token per chunk, charged below,
-			// not one per id.
-			if misses%MaxBulkLookup == 0 && !c.takeToken(now) {
-				c.stats.Throttled++
-				continue
-			}
-			misses++
-			own := &call{done: make(chan struct{})}
-			c.inflight[strings.Clone(id)] = own
-			if cached {
-				el.Value.(*cacheEntry).attempted = now
-			}
-			c.stats.Fetches++
-			calls[id] = own
-			todo = append(todo, id)
-			continue
-		}
-		_, _, _, own := c.begin(id, now, false)
-		if own == nil {
-			continue
-		}
+		own := &call{done: make(chan struct{})}
+		c.inflight[strings.Clone(id)] = own
 		calls[id] = own
+		miss[id] = e == nil || !e.found
 		todo = append(todo, id)
 	}
 	c.mu.Unlock()
-	if len(todo) == 0 {
-		return
-	}
-	if isBulk {
-		for chunk := range slices.Chunk(todo, MaxBulkLookup) {
-			found, err := bulk.LookupMany(ctx, chunk)
-			c.mu.Lock()
-			c.stats.BulkLookups++
-			if err != nil {
-				c.stats.PrefetchErrors++
+	for chunk := range slices.Chunk(todo, MaxBulkLookup) {
+		maxWait := c.maxWait(ctx)
+		c.mu.Lock()
+		now := c.o.Now()
+		var stop func(id string) answer
+		var delay time.Duration
+		switch {
+		case c.breakerOpen(now):
+			stop = func(id string) answer { return c.unavailable(id, c.entry(id), now) }
+		case slices.ContainsFunc(chunk, func(id string) bool { return miss[id] }):
+			d, ok := c.reserve(now, maxWait)
+			if !ok {
+				stop = func(id string) answer { return c.refused(id, c.entry(id)) }
 			}
+			delay = d
+		}
+		if stop != nil {
 			for _, id := range chunk {
-				inst, ok := found[id]
-				c.finish(id, calls[id], inst, ok, err)
+				c.release(id, calls[id], stop(id))
 			}
 			c.mu.Unlock()
+			continue
 		}
-		return
+		c.mu.Unlock()
+		if delay > 0 {
+			if err := c.o.Sleep(ctx, delay); err != nil {
+				c.mu.Lock()
+				for _, id := range chunk {
+					c.release(id, calls[id], answer{err: fmt.Errorf("detect: inventory lookup %s: waiting for the rate limit: %w", id, err)})
+				}
+				c.mu.Unlock()
+				continue
+			}
+		}
+		c.mu.Lock()
+		c.attempt(c.o.Now(), chunk...)
+		c.mu.Unlock()
+		found, err := bulk.LookupMany(ctx, chunk)
+		c.mu.Lock()
+		c.stats.BulkLookups++
+		if err != nil {
+			c.stats.PrefetchErrors++
+		}
+		c.called(ctx, err, c.o.Now())
+		for _, id := range chunk {
+			inst, ok := found[id]
+			c.finish(id, calls[id], inst, ok, err)
+		}
+		c.mu.Unlock()
 	}
+}
+
+// prefetchEach prefetches with one lookup per instance, PrefetchWorkers at
+// a time.
+func (c *CachedInventory) prefetchEach(ctx context.Context, ids []string, force bool) {
 	sem := make(chan struct{}, c.o.PrefetchWorkers)
 	var wg sync.WaitGroup
-	for _, id := range todo {
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] || id == "" {
+			continue
+		}
+		seen[id] = true
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			inst, found, err := c.src.Lookup(ctx, id)
-			c.mu.Lock()
-			c.finish(id, calls[id], inst, found, err)
-			c.mu.Unlock()
+			_, _, _ = c.get(ctx, id, force)
 		})
 	}
 	wg.Wait()

@@ -14,7 +14,7 @@ import (
 )
 
 func newCache(src detect.Inventory, c *fakeClock, o detect.CacheOptions) *detect.CachedInventory {
-	o.Now = c.Now
+	o.Now, o.Sleep = c.Now, c.Sleep
 	return detect.NewCachedInventory(src, o)
 }
 
@@ -82,7 +82,8 @@ func TestCachedInventoryLooksUpUnknownInstancesRightAway(t *testing.T) {
 func TestCachedInventoryRateLimitsLookupsOfMadeUpIDs(t *testing.T) {
 	clock := newClock()
 	src := newSource(world())
-	c := newCache(src, clock, detect.CacheOptions{MissRate: 1, MissBurst: 3})
+	// Without waiting for tokens: every lookup beyond the budget is refused.
+	c := newCache(src, clock, detect.CacheOptions{MissRate: 1, MissBurst: 3, MissMaxWait: -1})
 	var throttled int
 	for i := range 5 {
 		_, _, err := c.Lookup(t.Context(), fmt.Sprintf("i-%08x", i))
@@ -105,7 +106,7 @@ func TestCachedInventoryRateLimitsLookupsOfMadeUpIDs(t *testing.T) {
 		}
 	})
 	t.Run("known instances are not affected by the limit", func(t *testing.T) {
-		c2 := newCache(src, clock, detect.CacheOptions{MissRate: 1, MissBurst: 1})
+		c2 := newCache(src, clock, detect.CacheOptions{MissRate: 1, MissBurst: 1, MissMaxWait: -1})
 		mustLookup(t, c2, ctt.InstanceID)
 		clock.Advance(11 * time.Minute) // expired, but known
 		if _, _, err := c2.Lookup(t.Context(), "i-0000000c"); err != nil {
@@ -314,7 +315,7 @@ func TestCachedInventoryPrefetchChargesTheMissLimitPerCall(t *testing.T) {
 	})
 	t.Run("a plain prefetch is charged per instance", func(t *testing.T) {
 		src := newSource(data)
-		c := detect.NewCachedInventory(src, detect.CacheOptions{MissRate: 1, MissBurst: 5})
+		c := detect.NewCachedInventory(src, detect.CacheOptions{MissRate: 1, MissBurst: 5, MissMaxWait: -1})
 		c.Prefetch(t.Context(), ids[:10])
 		if s := c.Stats(); s.Fetches != 5 || s.Throttled != 5 {
 			t.Errorf("stats %+v", s)

@@ -225,6 +225,13 @@ type pending struct {
 // would-be alerts after an inventory refresh, and deduplicates the alerts.
 // Records whose instance cannot be looked up are returned as Undecided,
 // and records deliberately not judged as Skipped: none is dropped.
+//
+// The inventory is asked as little as possible: the batch's instances are
+// prefetched together (a Prefetcher, or a RegionHinter), each instance is
+// looked up once whatever the number of its records, and the would-be
+// alerts' instances are refreshed together (a RefreshPrefetcher) and then
+// once each. A refresh that fails leaves the verdict as it was: the alert
+// stands.
 func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Result {
 	var res Result
 	res.Stats.Events = len(recs)
@@ -274,66 +281,140 @@ func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Resul
 	} else if pf, ok := p.inv.(Prefetcher); ok {
 		pf.Prefetch(ctx, ids)
 	}
+	looked := make(map[string]lookup)
+	var recheck []judged
 	for _, t := range todo {
-		p.check(ctx, t, &res)
+		j, ok := p.judge(ctx, t, looked, &res)
+		switch {
+		case !ok:
+		case j.v.Kind == OK:
+			p.settle(j, &res)
+		default:
+			recheck = append(recheck, j)
+		}
+	}
+	p.recheck(ctx, recheck, &res)
+	for _, j := range recheck {
+		p.settle(j, &res)
 	}
 	return res
 }
 
-// check decides one instance session and records the outcome in res.
-func (p *Processor) check(ctx context.Context, t pending, res *Result) {
-	var inst Instance
-	var found bool
+// lookup is the inventory's answer about one instance.
+type lookup struct {
+	inst  Instance
+	found bool
+	err   error
+}
+
+// judged is an instance session with its verdict.
+type judged struct {
+	t     pending
+	inst  Instance
+	found bool
+	v     Verdict
+}
+
+// judge looks the instance of t up (once per instance and batch: looked
+// remembers the answers) and decides. ok is false when the record was
+// left undecided or skipped, which res records.
+func (p *Processor) judge(ctx context.Context, t pending, looked map[string]lookup, res *Result) (j judged, ok bool) {
+	j.t = t
 	if t.id != "" {
-		var err error
-		if h, ok := p.inv.(RegionHinter); ok {
-			inst, found, err = h.LookupHint(ctx, t.id, t.rec.AWSRegion)
-		} else {
-			inst, found, err = p.inv.Lookup(ctx, t.id)
+		l, done := looked[t.id]
+		if !done {
+			if h, isHinter := p.inv.(RegionHinter); isHinter {
+				l.inst, l.found, l.err = h.LookupHint(ctx, t.id, t.rec.AWSRegion)
+			} else {
+				l.inst, l.found, l.err = p.inv.Lookup(ctx, t.id)
+			}
+			looked[t.id] = l
 		}
-		switch {
+		switch err := l.err; {
 		case errors.Is(err, ErrNotInSearchedRegions):
 			res.Skipped = append(res.Skipped, Skipped{Record: t.rec, InstanceID: t.id, Reason: SkipOtherRegion,
 				Account: accountOf(t.rec), Err: err})
 			res.Stats.SkippedOtherRegion++
-			return
+			return j, false
 		case err != nil:
 			res.Undecided = append(res.Undecided, Undecided{Record: t.rec, InstanceID: t.id, Err: err})
 			res.Stats.Undecided++
 			if errors.Is(err, ErrRegionLookup) {
 				res.Stats.RegionLookupFailed++
 			}
-			return
+			return j, false
+		}
+		j.inst, j.found = l.inst, l.found
+	}
+	j.v = p.policy.Decide(t.rec, j.inst, j.found)
+	return j, true
+}
+
+// recheck decides the would-be alerts js again after an inventory
+// refresh: the cache may predate an address change or the instance's
+// launch. Their instances are refreshed together when the inventory is a
+// RefreshPrefetcher, then each at most once; the refresher's own rate
+// limits keep this cheap under attack, and a failed refresh keeps the
+// verdict.
+func (p *Processor) recheck(ctx context.Context, js []judged, res *Result) {
+	r, ok := p.inv.(Refresher)
+	if !ok || len(js) == 0 {
+		return
+	}
+	var ids []string
+	seen := make(map[string]bool, len(js))
+	for _, j := range js {
+		if j.t.id != "" && !seen[j.t.id] {
+			seen[j.t.id] = true
+			ids = append(ids, j.t.id)
 		}
 	}
-	v := p.policy.Decide(t.rec, inst, found)
-	if r, ok := p.inv.(Refresher); ok && v.Kind != OK && t.id != "" {
-		// The cache may predate an address change or the instance's
-		// launch; the refresher's own rate limit keeps this cheap under
-		// attack.
+	if rp, ok := p.inv.(RefreshPrefetcher); ok && len(ids) > 0 {
+		rp.PrefetchRefresh(ctx, ids)
+	}
+	refreshed := make(map[string]lookup, len(ids))
+	for i := range js {
+		j := &js[i]
+		if j.t.id == "" {
+			continue
+		}
 		res.Stats.Rechecked++
-		if inst2, found2, err := r.Refresh(ctx, t.id); err == nil {
-			inst, found = inst2, found2
-			v = p.policy.Decide(t.rec, inst, found)
+		l, done := refreshed[j.t.id]
+		if !done {
+			l.inst, l.found, l.err = r.Refresh(ctx, j.t.id)
+			refreshed[j.t.id] = l
+		}
+		if l.err == nil {
+			j.inst, j.found = l.inst, l.found
+			j.v = p.policy.Decide(j.t.rec, j.inst, j.found)
 		}
 	}
-	if found && p.region != "" && inst.Region != "" && inst.Region != p.region {
+}
+
+// settle records the outcome of a decided record in res: OK, or an alert
+// unless a duplicate.
+func (p *Processor) settle(j judged, res *Result) {
+	if j.found && p.region != "" && j.inst.Region != "" && j.inst.Region != p.region {
 		res.Stats.OtherRegion++
 	}
-	if v.Kind == OK {
+	if j.v.Kind == OK {
 		res.Stats.Expected++
 		return
 	}
-	if p.dedupe != nil && !p.dedupe.Allow(UniqID(t.rec, t.id)) {
+	if p.dedupe != nil && !p.dedupe.Allow(UniqID(j.t.rec, j.t.id)) {
 		res.Stats.Suppressed++
 		return
 	}
-	res.Alerts = append(res.Alerts, NewAlert(t.rec, t.id, inst, v))
+	res.Alerts = append(res.Alerts, NewAlert(j.t.rec, j.t.id, j.inst, j.v))
 	res.Stats.Alerts++
 }
 
 // Forget makes the deduplicator forget the alerts, so that a retry sends
-// them again. Publish calls it for the alerts it fails to deliver.
+// them again. Call it for the alerts that reached neither the topic nor
+// the dead-letter queue, and only for those: an alert in the dead-letter
+// queue is as good as delivered (it is redriven from there), and
+// forgetting it would send every repeat of the attack to the queue again
+// for as long as the topic is down.
 func (p *Processor) Forget(alerts ...Alert) {
 	if p.dedupe == nil {
 		return
@@ -343,14 +424,11 @@ func (p *Processor) Forget(alerts ...Alert) {
 	}
 }
 
-// Publish publishes alerts with PublishAll and makes the deduplicator
-// forget the ones that failed, so that they are not suppressed when the
-// caller retries the batch. It returns the failures, which the caller must
-// send to a dead-letter queue or report as batch failures.
+// Publish publishes alerts with PublishAll and returns the failures, which
+// the caller must send to a dead-letter queue or report as batch
+// failures. The deduplicator keeps remembering the failed alerts: the
+// caller calls Forget for those that the dead-letter queue did not take
+// either, so that the retry of the batch raises them again.
 func (p *Processor) Publish(ctx context.Context, pub Publisher, alerts []Alert, rp RetryPolicy) []FailedAlert {
-	failed := PublishAll(ctx, pub, alerts, rp)
-	for i := range failed {
-		p.Forget(failed[i].Alert)
-	}
-	return failed
+	return PublishAll(ctx, pub, alerts, rp)
 }

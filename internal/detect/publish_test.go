@@ -112,16 +112,31 @@ func TestPublishAll(t *testing.T) {
 	})
 }
 
-func TestProcessorPublishForgetsFailedAlerts(t *testing.T) {
-	p := detect.NewProcessor(world(), detect.Config{})
-	recs := []cloudtrail.Record{record(ctt.StolenFromForeignIP)}
-	res := p.Process(t.Context(), recs)
-	pub := &flakyPublisher{failures: map[string]int{res.Alerts[0].UniqID: -1}, err: errSNS}
-	failed := p.Publish(t.Context(), pub, res.Alerts, detect.RetryPolicy{Sleep: recordSleeps(new([]time.Duration))})
-	if len(failed) != 1 {
-		t.Fatalf("failed = %v", failed)
+func TestProcessorPublishKeepsFailedAlertsUntilForgotten(t *testing.T) {
+	tests := []struct {
+		name       string
+		forget     bool // the dead-letter queue did not take the alert either
+		wantAlerts int  // alerts of the retried batch
+	}{
+		{"a dead-lettered alert stays remembered: the retry suppresses it", false, 0},
+		{"an alert that reached nothing is forgotten: the retry raises it again", true, 1},
 	}
-	if again := p.Process(t.Context(), recs); len(again.Alerts) != 1 {
-		t.Errorf("a retried batch must raise the undelivered alert again, got %d alerts", len(again.Alerts))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := detect.NewProcessor(world(), detect.Config{})
+			recs := []cloudtrail.Record{record(ctt.StolenFromForeignIP)}
+			res := p.Process(t.Context(), recs)
+			pub := &flakyPublisher{failures: map[string]int{res.Alerts[0].UniqID: -1}, err: errSNS}
+			failed := p.Publish(t.Context(), pub, res.Alerts, detect.RetryPolicy{Sleep: recordSleeps(new([]time.Duration))})
+			if len(failed) != 1 {
+				t.Fatalf("failed = %v", failed)
+			}
+			if tt.forget {
+				p.Forget(failed[0].Alert)
+			}
+			if again := p.Process(t.Context(), recs); len(again.Alerts) != tt.wantAlerts {
+				t.Errorf("the retried batch raised %d alerts, want %d", len(again.Alerts), tt.wantAlerts)
+			}
+		})
 	}
 }

@@ -118,7 +118,8 @@ type RegionHinter interface {
 
 // MultiRegionInventory is an Inventory over the detector's region and the
 // account's other enabled regions (see "Regions" above). It implements
-// Refresher, Prefetcher and RegionHinter, and is safe for concurrent use.
+// Refresher, Prefetcher, RefreshPrefetcher and RegionHinter, and is safe
+// for concurrent use.
 //
 // A lookup asks, in order:
 //
@@ -155,10 +156,11 @@ type MultiRegionInventory struct {
 }
 
 var (
-	_ Inventory    = (*MultiRegionInventory)(nil)
-	_ Refresher    = (*MultiRegionInventory)(nil)
-	_ Prefetcher   = (*MultiRegionInventory)(nil)
-	_ RegionHinter = (*MultiRegionInventory)(nil)
+	_ Inventory         = (*MultiRegionInventory)(nil)
+	_ Refresher         = (*MultiRegionInventory)(nil)
+	_ Prefetcher        = (*MultiRegionInventory)(nil)
+	_ RefreshPrefetcher = (*MultiRegionInventory)(nil)
+	_ RegionHinter      = (*MultiRegionInventory)(nil)
 )
 
 // NewMultiRegionInventory returns a MultiRegionInventory whose home region
@@ -403,6 +405,39 @@ func (m *MultiRegionInventory) PrefetchHints(ctx context.Context, ids, hints []s
 		mu.Lock()
 		defer mu.Unlock()
 		remaining = slices.DeleteFunc(remaining, func(id string) bool { return !slices.Contains(missing, id) })
+	})
+}
+
+// PrefetchRefresh refreshes ids, each in the region it was last found in
+// (the home region for the others), with as few calls as the regional
+// inventories allow (one per region and chunk when they are
+// CachedInventories over BulkInventories), so that the Refreshes that
+// follow are answered from their caches. It is best effort.
+func (m *MultiRegionInventory) PrefetchRefresh(ctx context.Context, ids []string) {
+	byRegion := map[string][]string{}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		r, ok := m.location(id)
+		if !ok {
+			r = m.o.HomeRegion
+		}
+		byRegion[r] = append(byRegion[r], id)
+	}
+	regions := make([]string, 0, len(byRegion))
+	for r := range byRegion {
+		regions = append(regions, r)
+	}
+	slices.Sort(regions)
+	boundedEach(regions, m.o.Workers, func() bool { return false }, func(r string) {
+		inv := m.home
+		if r != m.o.HomeRegion {
+			inv = m.inventory(r)
+		}
+		if rp, ok := inv.(RefreshPrefetcher); ok {
+			rp.PrefetchRefresh(ctx, byRegion[r])
+		}
 	})
 }
 

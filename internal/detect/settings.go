@@ -2,12 +2,14 @@ package detect
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // EnvRegion is the function's region, set by Lambda (the detector's own variables are named in
@@ -25,6 +27,22 @@ type Settings struct {
 	Lockdown     bool     // contract.EnvLockdown, read by contract.ParseBool
 	Region       string   // the function's region ("" here: the SDK configuration's)
 	Regions      []string // contract.EnvRegions, nil for every enabled region
+	// TrustedEgressPrefixes and SharedVPCEndpoints are the app's trust
+	// (contract.EnvTrustedEgressPrefixes and contract.EnvSharedVPCEndpoints,
+	// read with lockpolicy.ParseTrust, as the locker reads them): what every
+	// lock of the app admits besides the instance's own network position,
+	// and so what the detector accepts (Policy).
+	TrustedEgressPrefixes []netip.Prefix
+	SharedVPCEndpoints    []string
+}
+
+// Policy returns the decision policy of the settings: the app's trusted
+// egress prefixes and shared VPC endpoints.
+func (s Settings) Policy() Policy {
+	return Policy{
+		TrustedSourcePrefixes: slices.Clone(s.TrustedEgressPrefixes),
+		TrustedVPCEndpoints:   slices.Clone(s.SharedVPCEndpoints),
+	}
 }
 
 // LoadSettings reads and validates the environment through getenv.
@@ -87,12 +105,39 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			return Settings{}, fmt.Errorf("detector: %s=%q names no region", contract.EnvRegions, v)
 		}
 	}
+	if err := s.readTrust(get); err != nil {
+		return Settings{}, err
+	}
 	lockdown, err := contract.ParseBool(contract.EnvLockdown, get(contract.EnvLockdown))
 	if err != nil {
 		return Settings{}, fmt.Errorf("detector: %w", err)
 	}
 	s.Lockdown = lockdown
 	return s, nil
+}
+
+// readTrust reads the app's trust with lockpolicy.ParseTrust, one
+// variable at a time so that an error names the variable at fault.
+func (s *Settings) readTrust(get func(string) string) error {
+	egress, err := lockpolicy.ParseTrust(get(contract.EnvTrustedEgressPrefixes), "")
+	if err != nil {
+		return fmt.Errorf("detector: %s: %w", contract.EnvTrustedEgressPrefixes, err)
+	}
+	shared, err := lockpolicy.ParseTrust("", get(contract.EnvSharedVPCEndpoints))
+	if err != nil {
+		return fmt.Errorf("detector: %s: %w", contract.EnvSharedVPCEndpoints, err)
+	}
+	for _, raw := range egress.EgressPrefixes {
+		p, err := netip.ParsePrefix(raw)
+		if err != nil { // cannot happen: ParseTrust canonicalises to CIDRs
+			return fmt.Errorf("detector: %s: %q: %w", contract.EnvTrustedEgressPrefixes, raw, err)
+		}
+		s.TrustedEgressPrefixes = append(s.TrustedEgressPrefixes, p)
+	}
+	if len(shared.SharedVPCEndpoints) > 0 {
+		s.SharedVPCEndpoints = shared.SharedVPCEndpoints
+	}
+	return nil
 }
 
 // validRegion reports whether r looks like an AWS region name

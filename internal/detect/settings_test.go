@@ -1,11 +1,13 @@
 package detect
 
 import (
-	"github.com/defenders-cdk/defenders/internal/contract"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/defenders-cdk/defenders/internal/contract"
 )
 
 func TestLoadSettings(t *testing.T) {
@@ -42,6 +44,16 @@ func TestLoadSettings(t *testing.T) {
 			want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute, Regions: []string{"eu-west-1", "us-gov-west-1", "ap-southeast-4"}}},
 		{name: "a region that is not one", env: map[string]string{contract.EnvRegions: "eu-west-1,Frankfurt"}, wantErr: contract.EnvRegions},
 		{name: "a region list without a region", env: map[string]string{contract.EnvRegions: " , "}, wantErr: contract.EnvRegions},
+		{name: "the app's trust, canonical", env: map[string]string{
+			contract.EnvTrustedEgressPrefixes: " 203.0.113.0/25, 198.51.100.7 ,",
+			contract.EnvSharedVPCEndpoints:    "vpce-0badc0ffee0123456,vpce-01234567",
+		}, want: Settings{DedupeWindow: time.Hour, InventoryTTL: 10 * time.Minute,
+			TrustedEgressPrefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("203.0.113.0/25")},
+			SharedVPCEndpoints:    []string{"vpce-01234567", "vpce-0badc0ffee0123456"}}},
+		{name: "a private egress prefix", env: map[string]string{contract.EnvTrustedEgressPrefixes: "10.0.0.0/8"}, wantErr: contract.EnvTrustedEgressPrefixes},
+		{name: "the whole internet as egress", env: map[string]string{contract.EnvTrustedEgressPrefixes: "0.0.0.0/0"}, wantErr: contract.EnvTrustedEgressPrefixes},
+		{name: "an egress prefix with host bits", env: map[string]string{contract.EnvTrustedEgressPrefixes: "203.0.113.5/24"}, wantErr: contract.EnvTrustedEgressPrefixes},
+		{name: "a VPC id as shared endpoint", env: map[string]string{contract.EnvSharedVPCEndpoints: "vpc-0123456789abcdef0"}, wantErr: contract.EnvSharedVPCEndpoints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,18 @@
 // The work of one invocation has a time budget per phase: deciding
 // (inventory lookups) until half of the remaining time, publishing
 // (8 concurrent SNS publishes with detect's retries) until 80 %, then
-// dead-lettering, keeping a second to answer the Runtime API.
+// dead-lettering, keeping a second to answer the Runtime API. Within the
+// decide phase the inventory paces lookups of unseen instances (5
+// DescribeInstances calls a second per region and container, waiting up
+// to 2 s for a call rather than failing it) and stops calling a region
+// that failed 3 calls in a row for a cool-down (see "Under load and
+// faults" in internal/detect for the measured figures).
+//
+// The detector honours the app's trust (DEFENDERS_TRUSTED_EGRESS_PREFIXES,
+// DEFENDERS_SHARED_VPC_ENDPOINTS, read by detect.LoadSettings with
+// lockpolicy.ParseTrust): a call from a trusted egress prefix, or through
+// a shared endpoint from the instance's own private IPv4, is OK, as its
+// lock admits it.
 //
 // Output: JSON log lines and one CloudWatch embedded metric format record
 // per invocation (namespace Defenders/Detector, internal/emf), on stdout,

@@ -34,6 +34,13 @@ import (
 //     event, then puts it in its own dead-letter queue, the same queue) or
 //     the alert's Kinesis record is reported in BatchItemFailures.
 //
+//   - For deduplication a dead-lettered alert counts as delivered: it is
+//     redriven from the queue, and the repeats of the attack within the
+//     window are suppressed as if it had been published, so that an SNS
+//     outage yields one dead letter per alert, not one per repeat. Only
+//     an alert that reached neither SNS nor the queue is forgotten by the
+//     deduplicator, so that the retry raises it again.
+//
 //   - Undecided records (the inventory could not be asked: EC2 throttling
 //     or outage) are retried, not dead-lettered: the invocation fails, or
 //     for Kinesis their records are reported in BatchItemFailures. An
@@ -252,6 +259,12 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	dlqCtx, cancel := phase(1)
 	undelivered := h.deadLetter(dlqCtx, failed, requestID)
 	cancel()
+	// A dead-lettered alert is as good as delivered (it is redriven from
+	// the queue): the deduplicator keeps it. Only what reached neither is
+	// forgotten, so that the retry raises it again.
+	for i := range undelivered {
+		h.proc.Forget(undelivered[i].Alert)
+	}
 	m.DeadLettered = len(failed) - len(undelivered)
 	m.Undelivered = len(undelivered)
 	h.logAlerts(log, res.Alerts, failed, undelivered)

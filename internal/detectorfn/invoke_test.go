@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -112,3 +113,46 @@ func TestInvokeDeadline(t *testing.T) {
 
 // Stolen-credential fixtures, shared with the other detector tests (cloudtrailtest).
 var stolenBatch = ctt.StolenBatch
+
+// TestADeadLetteredAlertIsNotRaisedAgain checks that an alert sent to the
+// dead-letter queue counts as delivered for deduplication (it will be
+// redriven from there): during an SNS outage, repeats of the attack in
+// later invocations add no dead letters, whereas an alert that reached
+// neither SNS nor the queue is raised again by the retry.
+func TestADeadLetteredAlertIsNotRaisedAgain(t *testing.T) {
+	tests := []struct {
+		name        string
+		sqsErr      error
+		wantDead    int // dead letters after the three invocations
+		wantFailure int // invocations that failed
+	}{
+		{name: "SNS down: the first invocation dead-letters, the repeats are suppressed", wantDead: 3},
+		{name: "SNS and the queue down: every repeat raises the alerts again", sqsErr: errors.New("sqs down"), wantFailure: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snsAPI, sqsAPI := &fakeSNS{fails: 1 << 30}, &fakeSQS{err: tt.sqsErr}
+			h := &Handler{
+				proc:  detect.NewProcessor(detect.StaticInventory{ctt.InstanceID: {ID: ctt.InstanceID}}, detect.Config{}),
+				pub:   &snsPublisher{api: snsAPI, topicARN: "arn:aws:sns:eu-west-1:1:t"},
+				dlq:   &deadLetterQueue{api: sqsAPI, url: "https://sqs.example/q", topicARN: "arn:aws:sns:eu-west-1:1:t"},
+				retry: detect.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond},
+				log:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
+				out:   io.Discard,
+			}
+			event, _ := stolenBatch(3)
+			failed := 0
+			for range 3 {
+				if _, err := h.Invoke(t.Context(), event); err != nil {
+					failed++
+				}
+			}
+			if len(sqsAPI.in) != tt.wantDead || failed != tt.wantFailure {
+				t.Errorf("%d dead letters and %d failed invocations, want %d and %d", len(sqsAPI.in), failed, tt.wantDead, tt.wantFailure)
+			}
+			if want := 3 * 3 * 2; tt.sqsErr != nil && snsAPI.calls != want {
+				t.Errorf("%d publish attempts, want %d: undelivered alerts must be raised again", snsAPI.calls, want)
+			}
+		})
+	}
+}

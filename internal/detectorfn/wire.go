@@ -81,12 +81,24 @@ func ClientsFromConfig(cfg aws.Config) Clients {
 // New wires the detector: the settings s, the clients c, the logger log
 // and out for the EMF records.
 func New(s detect.Settings, c Clients, log *slog.Logger, out io.Writer) *Handler {
+	return newHandler(s, c, log, out, clock{})
+}
+
+// clock is the time source of the wiring; nil fields are the real clock.
+// Tests inject a fake one to replay hours of traffic in milliseconds.
+type clock struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error // waits for the inventory's rate limit
+}
+
+// newHandler is New with the clock k.
+func newHandler(s detect.Settings, c Clients, log *slog.Logger, out io.Writer, k clock) *Handler {
 	// One cached inventory per region, each with the same TTL, rate
 	// limits and negative caching; the function's region is asked first.
 	regional := func(api ec2inventory.API, region string) detect.Inventory {
 		return detect.NewCachedInventory(
-			ec2inventory.New(api, ec2inventory.Options{VPCTTL: s.InventoryTTL, Region: region}),
-			detect.CacheOptions{TTL: s.InventoryTTL},
+			ec2inventory.New(api, ec2inventory.Options{VPCTTL: s.InventoryTTL, Region: region, Now: k.now}),
+			detect.CacheOptions{TTL: s.InventoryTTL, Now: k.now, Sleep: k.sleep},
 		)
 	}
 	inv := detect.NewMultiRegionInventory(regional(c.EC2, s.Region), detect.RegionOptions{
@@ -96,12 +108,15 @@ func New(s detect.Settings, c Clients, log *slog.Logger, out io.Writer) *Handler
 		},
 		Allowed:   s.Regions,
 		Inventory: func(region string) detect.Inventory { return regional(c.EC2In(region), region) },
+		Now:       k.now,
 	})
 	proc := detect.NewProcessor(inv, detect.Config{
+		Policy:       s.Policy(), // the app's trusted egress prefixes and shared VPC endpoints
 		Self:         detect.Self{RoleARNs: nonEmpty(s.SelfRoleARN)},
 		Account:      detect.AccountFromARN(s.SelfRoleARN),
 		Region:       s.Region,
 		DedupeWindow: s.DedupeWindow,
+		Now:          k.now,
 	})
 	return &Handler{
 		proc: proc,
@@ -109,6 +124,7 @@ func New(s detect.Settings, c Clients, log *slog.Logger, out io.Writer) *Handler
 		dlq:  &deadLetterQueue{api: c.SQS, url: s.DLQURL, topicARN: s.TopicARN},
 		log:  log,
 		out:  out,
+		now:  k.now,
 	}
 }
 

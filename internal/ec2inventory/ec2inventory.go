@@ -2,10 +2,26 @@
 // detect.Inventory and detect.BulkInventory over the EC2 API.
 //
 // An instance is described with DescribeInstances and an "instance-id"
-// filter, never with the InstanceIds parameter: InstanceIds fails the whole
-// call (InvalidInstanceID.NotFound) when one id is unknown, while a filter
-// simply leaves unknown ids out of the answer, which is exactly "not found"
-// for the ids concerned and lets one call serve up to 200 ids.
+// filter, never with the InstanceIds parameter, although InstanceIds takes
+// up to 1,000 ids a call and a filter up to 200 values (MaxFilterValues):
+//
+//   - InstanceIds fails the whole call when one id is unknown
+//     (InvalidInstanceID.NotFound) or malformed
+//     (InvalidInstanceID.Malformed), and unknown ids are the normal case
+//     here: instances terminated since their credentials were used, every
+//     region but the instance's in the cross-region search, and session
+//     names made up to look like instance ids. Splitting the call to
+//     isolate them costs up to about 2·k·log2(n/k) extra calls for k
+//     unknown ids among n, calls that someone who can make up session
+//     names controls; a filter leaves unknown ids out of the answer, which
+//     is exactly "not found" for them, in one call per 200 ids.
+//   - InstanceIds cannot be combined with MaxResults, so its answer cannot
+//     be paged (EC2 documents unpaginated DescribeInstances requests as
+//     prone to throttling and timeouts); a filter pages with MaxResults
+//     like any other request.
+//
+// A batch rarely holds more than 200 unseen instances, so the larger
+// InstanceIds limit would seldom save a call.
 //
 // From each instance it collects, with ec2addr.Of (the reading the locker
 // uses for the lock), every address the instance may call AWS from or be
@@ -14,7 +30,15 @@
 // the primary and the secondary private addresses; every IPv6 address and
 // delegated IPv6 prefix; every private address; delegated IPv4 prefixes;
 // and the VPC id. Carrier (Wavelength) and customer-owned (Outposts)
-// addresses are not the instance's: its lock does not admit them.
+// addresses are not the instance's: its lock does not admit them. It also
+// records the primary private IPv4 (PrivateIpAddress), the one address a
+// lock admits through a VPC endpoint (aws:Ec2InstanceSourcePrivateIPv4),
+// which the detector requires through the app's shared endpoints.
+//
+// The detector's rate limit on lookups of unseen instances
+// (detect.CacheOptions) is charged per LookupMany, that is per
+// DescribeInstances call of up to 200 ids; the VPC calls are cached per
+// VPC and not charged (made-up instance ids have no VPC).
 //
 // What depends on the VPC rather than on the instance, the public addresses
 // of the VPC's available NAT gateways (DescribeNatGateways) and the ids of
@@ -291,7 +315,7 @@ func call[T any](ctx context.Context, inv *Inventory, counter *int, f func(conte
 // detector accepts a call from exactly the public addresses a lock admits.
 func convert(inst *types.Instance) detect.Instance {
 	a := ec2addr.Of(*inst)
-	return detect.Instance{
+	out := detect.Instance{
 		ID:              aws.ToString(inst.InstanceId),
 		VpcID:           a.VPC,
 		PublicIPs:       a.Public,
@@ -299,6 +323,13 @@ func convert(inst *types.Instance) detect.Instance {
 		PrivateIPs:      a.Private,
 		PrivatePrefixes: a.DelegatedPrefixes,
 	}
+	// PrivateIpAddress is the primary private IPv4 of the primary network
+	// interface: what aws:Ec2InstanceSourcePrivateIPv4 carries, and so the
+	// only address a lock admits through a VPC endpoint.
+	if ip, ok := parse(inst.PrivateIpAddress); ok && ip.Is4() {
+		out.PrimaryPrivateIP = ip
+	}
+	return out
 }
 
 // parse parses an address; ok is false for a missing or invalid one.

@@ -176,14 +176,15 @@ func TestLookup(t *testing.T) {
 			id:    ctt.InstanceID,
 			found: true,
 			want: detect.Instance{
-				ID:              ctt.InstanceID,
-				VpcID:           ctt.VpcID,
-				PublicIPs:       addrs(ctt.PublicIP, ctt.PublicIPv6, ctt.ElasticIP),
-				PublicPrefixes:  []netip.Prefix{netip.MustParsePrefix("2001:db8:1:2:a::/80")},
-				NATIPs:          addrs(ctt.NATIP),
-				PrivateIPs:      addrs(ctt.PrivateIP, "10.0.1.11", "10.0.1.12"),
-				PrivatePrefixes: []netip.Prefix{netip.MustParsePrefix("10.0.1.48/28"), netip.MustParsePrefix("2001:db8:1:2:a::/80")},
-				VPCEndpointIDs:  []string{ctt.OwnEndpoint, "vpce-0s3gateway0000001"},
+				ID:               ctt.InstanceID,
+				VpcID:            ctt.VpcID,
+				PublicIPs:        addrs(ctt.PublicIP, ctt.PublicIPv6, ctt.ElasticIP),
+				PublicPrefixes:   []netip.Prefix{netip.MustParsePrefix("2001:db8:1:2:a::/80")},
+				NATIPs:           addrs(ctt.NATIP),
+				PrivateIPs:       addrs(ctt.PrivateIP, "10.0.1.11", "10.0.1.12"),
+				PrimaryPrivateIP: netip.MustParseAddr(ctt.PrivateIP),
+				PrivatePrefixes:  []netip.Prefix{netip.MustParsePrefix("10.0.1.48/28"), netip.MustParsePrefix("2001:db8:1:2:a::/80")},
+				VPCEndpointIDs:   []string{ctt.OwnEndpoint, "vpce-0s3gateway0000001"},
 			},
 		},
 		{
@@ -195,6 +196,9 @@ func TestLookup(t *testing.T) {
 				VpcID:      "vpc-0ld00000",
 				PublicIPs:  addrs("198.51.100.77"),
 				PrivateIPs: addrs("10.0.2.44"),
+				// The primary private IPv4, which a lock compares through
+				// VPC endpoints.
+				PrimaryPrivateIP: netip.MustParseAddr("10.0.2.44"),
 			},
 		},
 		{name: "unknown instance", id: ctt.UnknownInstance},

@@ -231,3 +231,23 @@ func TestUndecidedFailsAsyncInvocation(t *testing.T) {
 		t.Errorf("metrics %v, want 2 undecided", em)
 	}
 }
+
+// TestSNSOutageDoesNotMultiplyDeadLetters checks that an alert sent to the
+// dead-letter queue is remembered like a published one: the attack goes
+// on during an SNS outage, and its repeats add no dead letters.
+func TestSNSOutageDoesNotMultiplyDeadLetters(t *testing.T) {
+	f := start(t, nil)
+	f.sns.SetFailure(lambdatest.Errorf(500, "InternalError", "Internal error"))
+	event, want := stolenBatch(4)
+	for range 3 {
+		f.invokeOK(t, event)
+	}
+	repeat := ctt.EventBridge(stolen(attackerIP(0), 99)) // the same instance and address, another call
+	s := f.invokeOK(t, repeat)
+	if _, dead := f.uniqIDs(t); !slices.Equal(dead, want) {
+		t.Errorf("dead-lettered %v, want each alert once: %v", dead, want)
+	}
+	if s.Suppressed != 1 || s.DeadLettered != 0 {
+		t.Errorf("repeat summary %+v, want it suppressed", s)
+	}
+}

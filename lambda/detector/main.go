@@ -22,6 +22,9 @@
 //	DEFENDERS_LOCKDOWN       "true": lock the function's credentials to its address at cold start (internal/lockdown);
 //	                         "true" or "false" in any case, unset is false, anything else fails the start (contract.ParseBool)
 //	DEFENDERS_REGIONS        optional, comma-separated: the regions searched besides the function's own (default: every enabled region)
+//	DEFENDERS_TRUSTED_EGRESS_PREFIXES  optional, comma-separated public CIDRs every instance may call from (central NAT, proxies)
+//	DEFENDERS_SHARED_VPC_ENDPOINTS     optional, comma-separated vpce- ids of shared endpoints, OK from the instance's own private IPv4
+//	                         (both are the app's trust, read with lockpolicy.ParseTrust; a bad value fails the start, naming the variable)
 //
 // Accounts and regions: instance sessions of other accounts (an
 // organisation trail) are skipped and counted (SkippedOtherAccount), never

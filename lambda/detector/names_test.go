@@ -17,6 +17,9 @@ const (
 	EnvLockdown     = contract.EnvLockdown
 	EnvRegions      = contract.EnvRegions
 
+	EnvTrustedEgressPrefixes = contract.EnvTrustedEgressPrefixes
+	EnvSharedVPCEndpoints    = contract.EnvSharedVPCEndpoints
+
 	MetricsNamespace = contract.DetectorMetricsNamespace
 
 	ErrTypeInvalidEvent = detectorfn.ErrTypeInvalidEvent
