@@ -14,6 +14,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/defenders-cdk/defenders/constructs/lock"
 	"github.com/defenders-cdk/defenders/internal/checkip"
 	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
@@ -104,6 +105,11 @@ type Config struct {
 }
 
 // StackName is the name of the Defenders stack id under the configured prefix.
+// LockTrust is Trust as the constructs' props take it.
+func (c Config) LockTrust() lock.Trust {
+	return lock.Trust{EgressPrefixes: c.Trust.EgressPrefixes, SharedVPCEndpoints: c.Trust.SharedVPCEndpoints}
+}
+
 func (c Config) StackName(id string) string {
 	if c.Prefix == "" {
 		return id

@@ -7,7 +7,6 @@ import (
 
 	"github.com/defenders-cdk/defenders/constructs/battleground"
 	"github.com/defenders-cdk/defenders/constructs/defender"
-	"github.com/defenders-cdk/defenders/constructs/lock"
 )
 
 // DefenderProps configures a stack with one Defender instance (matt or luke).
@@ -38,7 +37,7 @@ func NewDefender(scope constructs.Construct, id string, props *DefenderProps) (*
 		ManagedPolicies: props.Config.ManagedPolicies,
 		Lock:            props.Lock,
 		RolePath:        props.RolePath,
-		Trust:           lock.Trust{EgressPrefixes: props.Config.Trust.EgressPrefixes, SharedVPCEndpoints: props.Config.Trust.SharedVPCEndpoints},
+		Trust:           props.Config.LockTrust(),
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorSt
 		Lockdown:            cfg.Lockdown,
 		ReservedConcurrency: cfg.DetectorReservedConcurrency,
 		Regions:             cfg.DetectorRegions,
+		Trust:               cfg.LockTrust(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("detector stack (context %s, %s, %s): %w", KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, err)
