@@ -24,12 +24,13 @@ func NewLocker(scope constructs.Construct, id string, cfg Config, alarmTopicARN 
 	})
 	l, err := locker.New(st, "locker", &locker.Props{
 		AlarmTopicARN: alarmTopicARN, Lockdown: cfg.Lockdown, ReservedConcurrency: cfg.LockerReservedConcurrency,
+		Trust: cfg.LockTrust(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("locker stack: %w", err)
 	}
 	suppress(l.Function().Role(),
-		nag("AwsSolutions-IAM5", "ec2:DescribeInstances and iam:ListRoles support no resource-level permissions (read-only); instance-profile/* is read-only (profiles may have any path); role/defenders/* is the managed path, the only place the locker writes."))
+		nag("AwsSolutions-IAM5", "ec2:DescribeInstances, DescribeRouteTables, DescribeNatGateways, DescribeAddresses and iam:ListRoles support no resource-level permissions (read-only); instance-profile/* is read-only (profiles may have any path); role/defenders/* is the managed path, the only place the locker writes."))
 	suppress(l.DeadLetterQueue(),
 		nag("AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the locker."))
 	return &LockerStack{Stack: st, Locker: l}, nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/test/cdktest"
 )
 
@@ -219,6 +220,44 @@ func TestTheLockerIsDestroyedBeforeLuke(t *testing.T) {
 	for _, want := range []string{"luke", "detector"} {
 		if !strings.Contains(","+deps+",", ","+want+",") {
 			t.Errorf("locker depends on [%s], want %s among them", deps, want)
+		}
+	}
+}
+
+// TestTrustReachesEveryConsumer: the two trust keys, set once, reach Luke's deploy-time lock, the
+// locker's environment (which renders them into every lock it writes) and the detector's (which
+// accepts calls from them); without the keys, none of the three mentions them.
+func TestTrustReachesEveryConsumer(t *testing.T) {
+	const prefix, endpoint = "192.0.2.128/28", "vpce-0bbbb2222cccc3333"
+	env := func(s *synthed, stack string) map[string]any {
+		for _, r := range cdktest.Resources(s.Templates[stack], "AWS::Lambda::Function") {
+			e, _ := cdktest.Props(r)["Environment"].(map[string]any)
+			v, _ := e["Variables"].(map[string]any)
+			return v
+		}
+		t.Fatalf("no function in %s", stack)
+		return nil
+	}
+	s := synth(t, map[string]any{"defenders:sshCidr": "none", contract.KeyTrustedEgressPrefixes: prefix, contract.KeySharedVPCEndpoints: []any{endpoint}}, nil)
+	luke, err := json.Marshal(s.Templates["luke"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"` + prefix + `"`, `"aws:SourceVpce":"` + endpoint + `"`} {
+		if !strings.Contains(string(luke), want) {
+			t.Errorf("Luke's lock lacks %s", want)
+		}
+	}
+	for _, stack := range []string{"locker", "detector"} {
+		v := env(s, stack)
+		if v[contract.EnvTrustedEgressPrefixes] != prefix || v[contract.EnvSharedVPCEndpoints] != endpoint {
+			t.Errorf("%s environment %v lacks the trust", stack, v)
+		}
+	}
+	s = synth(t, pinned, nil)
+	for _, stack := range []string{"locker", "detector"} {
+		if v := env(s, stack); v[contract.EnvTrustedEgressPrefixes] != nil || v[contract.EnvSharedVPCEndpoints] != nil {
+			t.Errorf("%s environment %v has a trust nobody configured", stack, v)
 		}
 	}
 }

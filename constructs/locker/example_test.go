@@ -14,7 +14,8 @@ import (
 )
 
 // ExampleNew adds the locker to a stack: a Go Lambda that rewrites the lock of every role under
-// RolePath when an instance starts or stops, and on a schedule. The Lambda is normally built
+// RolePath when an instance starts or stops, when an EC2 call changes an instance's addresses or
+// instance profile (CloudTrail), and on a schedule. The Lambda is normally built
 // with `go build` during synth; this example skips bundling (context
 // "aws:cdk:bundling-stacks": []) so that it runs in seconds.
 func ExampleNew() {
@@ -36,6 +37,9 @@ func ExampleNew() {
 		switch {
 		case r.Type == "AWS::Events::Rule" && r.Properties["ScheduleExpression"] != nil:
 			fmt.Println("reconciles every role:", r.Properties["ScheduleExpression"])
+		case r.Type == "AWS::Events::Rule":
+			p := r.Properties["EventPattern"].(map[string]any)
+			fmt.Println("follows:", p["detail-type"])
 		case r.Type == "AWS::Lambda::Function":
 			env := r.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
 			fmt.Println("manages the roles under:", env[locker.EnvRolePath])
@@ -43,6 +47,8 @@ func ExampleNew() {
 	}
 	// Unordered output:
 	// reconciles every role: rate(30 minutes)
+	// follows: [EC2 Instance State-change Notification]
+	// follows: [AWS API Call via CloudTrail]
 	// manages the roles under: /defenders/web/
 }
 

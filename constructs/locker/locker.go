@@ -1,7 +1,12 @@
 // Package locker provides the Locker construct: a Go Lambda that keeps locks true when
 // addresses change. It is triggered by EC2 instance state changes (running, stopped,
-// terminated) and by a schedule that reconciles every managed role, and rewrites the inline lock
-// policy of each managed role from the addresses of the instances that use it.
+// shutting-down, terminated), by the CloudTrail events of the EC2 calls that change an
+// instance's addresses or instance profile without a state change (Elastic IPs, IPv6
+// addresses, network interfaces, instance profiles: trigger.AddressAPICalls; they reach the
+// locker only if a CloudTrail trail logs management events), and by a schedule that reconciles
+// every managed role. It rewrites the inline lock policy of each managed role from the addresses
+// of the instances that use it, in the mode the role's defenders:lock-mode tag names, plus the
+// app's Trust.
 //
 // Which roles it manages, and why it is safe: roles under the IAM path /defenders/ (RolePath).
 // The locker's IAM permissions to read and write inline policies are scoped to
@@ -15,6 +20,7 @@ package locker
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -30,8 +36,11 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/internal/golambda"
+	"github.com/defenders-cdk/defenders/constructs/lock"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/locker/trigger"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // Package is the import path of the locker Lambda's package main.
@@ -39,10 +48,16 @@ const Package = "github.com/defenders-cdk/defenders/lambda/locker"
 
 // Environment variables the construct sets and the Lambda reads.
 const (
-	EnvRolePath      = contract.EnvRolePath
-	EnvPolicyName    = contract.EnvPolicyName
-	MetricsNamespace = contract.LockerMetricsNamespace
+	EnvRolePath              = contract.EnvRolePath
+	EnvPolicyName            = contract.EnvPolicyName
+	EnvTrustedEgressPrefixes = contract.EnvTrustedEgressPrefixes
+	EnvSharedVPCEndpoints    = contract.EnvSharedVPCEndpoints
+	MetricsNamespace         = contract.LockerMetricsNamespace
 )
+
+// DenyAllPolicyName is the AWS managed policy the locker attaches to a managed role whose other
+// inline policies leave no room for even the deny-all lock, and the only policy it may attach.
+const DenyAllPolicyName = "AWSDenyAll"
 
 // Defaults.
 const (
@@ -70,6 +85,12 @@ type Props struct {
 	// Lockdown makes the function lock its own credentials to the address AWS sees for it
 	// (internal/lockdown). Default false.
 	Lockdown bool
+	// Trust is what the app trusts besides each instance's own position (central egress
+	// prefixes, shared VPC endpoints): the locker renders it into every lock it writes, as the
+	// lock constructs do. Give it the Trust the app's locks get. Default: nothing. Literal values
+	// are validated (tokens pass) and set as DEFENDERS_TRUSTED_EGRESS_PREFIXES and
+	// DEFENDERS_SHARED_VPC_ENDPOINTS.
+	Trust lock.Trust
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
 }
@@ -104,7 +125,54 @@ func (p *Props) Validate() error {
 	case p.ReservedConcurrency < 0 || p.ReservedConcurrency > 100:
 		return fmt.Errorf("locker: Props.ReservedConcurrency %d is out of range 0..100 (0: no reservation)", p.ReservedConcurrency)
 	}
+	if _, err := lockpolicy.Trust(p.Trust).Validate(lock.IsToken); err != nil {
+		return fmt.Errorf("locker: Props.Trust: %w", err)
+	}
 	return nil
+}
+
+// DenyAllPolicyARN is the ARN of AWSDenyAll in stack's partition.
+func DenyAllPolicyARN(stack awscdk.Stack) *string {
+	return awscdk.Fn_Join(jsii.String(""), &[]*string{
+		jsii.String("arn:"), stack.Partition(), jsii.String(":iam::aws:policy/" + DenyAllPolicyName),
+	})
+}
+
+// StateChangePattern is the EventBridge pattern of the instance state changes the locker
+// handles (trigger.States).
+func StateChangePattern() *awsevents.EventPattern {
+	return &awsevents.EventPattern{
+		Source:     jsii.Strings(trigger.SourceEC2),
+		DetailType: jsii.Strings(trigger.DetailTypeStateChange),
+		Detail:     &map[string]interface{}{"state": toAny(trigger.States)},
+	}
+}
+
+// AddressChangePattern is the EventBridge pattern of the CloudTrail events of the EC2 calls that
+// change an instance's addresses or instance profile without a state change: exactly the calls
+// the locker parses (trigger.AddressAPICalls), successful ones only (a failed call changed
+// nothing). They are write management events: the rule's default state, ENABLED, receives them
+// whenever a CloudTrail trail in the account logs management events (read/write "All" or
+// "WriteOnly"); without such a trail nothing arrives and the schedule alone catches these
+// changes.
+func AddressChangePattern() *awsevents.EventPattern {
+	return &awsevents.EventPattern{
+		Source:     jsii.Strings(trigger.SourceEC2),
+		DetailType: jsii.Strings(trigger.DetailTypeAPICall),
+		Detail: &map[string]interface{}{
+			"eventSource": []interface{}{trigger.EventSourceEC2},
+			"eventName":   toAny(trigger.AddressAPICalls),
+			"errorCode":   []interface{}{map[string]interface{}{"exists": false}},
+		},
+	}
+}
+
+func toAny(s []string) []interface{} {
+	out := make([]interface{}, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // ManagedRoleARN is the ARN pattern of the roles the locker may write, in stack's account.
@@ -159,6 +227,22 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 			Resources: jsii.Strings("*"),
 		},
 		{
+			// nat-egress locks: the route of an instance's subnet to the internet (its route table,
+			// or the VPC's main one) and the public addresses of the NAT gateway it points to.
+			// EC2 Describe* actions support no resource-level permissions ("*" is the only
+			// resource); they are read-only.
+			Sid:       jsii.String("ReadEgressRoutes"),
+			Actions:   jsii.Strings("ec2:DescribeRouteTables", "ec2:DescribeNatGateways"),
+			Resources: jsii.Strings("*"),
+		},
+		{
+			// CloudTrail events that name only an Elastic IP (an allocation or association id):
+			// which instance holds it. No resource-level permissions ("*"); read-only.
+			Sid:       jsii.String("ReadElasticIPs"),
+			Actions:   jsii.Strings("ec2:DescribeAddresses"),
+			Resources: jsii.Strings("*"),
+		},
+		{
 			// Finding managed roles for the schedule: ListRoles has no resource-level permission;
 			// it is read-only and returns names and paths, not policies.
 			Sid:       jsii.String("ListRoles"),
@@ -194,6 +278,47 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 			Actions:   jsii.Strings("iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"),
 			Resources: &[]*string{managed},
 		},
+		{
+			// The lock's mode: the defenders:lock-mode tag the lock constructs put on the role
+			// (nat-egress, vpc-endpoints-only, ...), so that the locker renders the same mode
+			// instead of guessing it from the instances' addresses. ListRoleTags because
+			// ListRoles does not return tags. Read-only, managed roles only.
+			Sid:       jsii.String("ReadLockModes"),
+			Actions:   jsii.Strings("iam:ListRoleTags"),
+			Resources: &[]*string{managed},
+		},
+		{
+			// Whether AWSDenyAll is attached to a managed role that has no lock (the locker asks
+			// no other role). Read-only, managed roles only.
+			Sid:       jsii.String("ReadManagedPolicies"),
+			Actions:   jsii.Strings("iam:ListAttachedRolePolicies"),
+			Resources: &[]*string{managed},
+		},
+		{
+			// Last resort: a managed role whose other inline policies leave no room for even the
+			// deny-all lock (IAM counts 10,240 characters over all of a role's inline policies)
+			// would otherwise stay unlocked. The locker attaches the AWS managed policy AWSDenyAll
+			// (deny everything) instead and alarms. The condition allows that one policy ARN and
+			// no other, so this cannot grant a managed role anything.
+			Sid:       jsii.String("AttachDenyAllOnManagedRolesOnly"),
+			Actions:   jsii.Strings("iam:AttachRolePolicy"),
+			Resources: &[]*string{managed},
+			Conditions: &map[string]interface{}{
+				"ArnEquals": map[string]interface{}{"iam:PolicyARN": DenyAllPolicyARN(stack)},
+			},
+		},
+		{
+			// Undo of the last resort: once an inline lock fits again, the locker detaches the
+			// AWSDenyAll it attached to a role without a lock, so that the role's instances work
+			// again. Same scoping: that one policy ARN, managed roles only; detaching can only
+			// remove a deny.
+			Sid:       jsii.String("DetachDenyAllOnManagedRolesOnly"),
+			Actions:   jsii.Strings("iam:DetachRolePolicy"),
+			Resources: &[]*string{managed},
+			Conditions: &map[string]interface{}{
+				"ArnEquals": map[string]interface{}{"iam:PolicyARN": DenyAllPolicyARN(stack)},
+			},
+		},
 	} {
 		role.AddToPolicy(awsiam.NewPolicyStatement(st))
 	}
@@ -201,6 +326,14 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	env := map[string]*string{
 		EnvRolePath:   jsii.String(path),
 		EnvPolicyName: jsii.String(PolicyName),
+	}
+	// The Trust as given (validated above): tokens stay tokens and resolve at deploy time; the
+	// Lambda parses and validates the resolved values at its start (a bad one fails the start).
+	if len(props.Trust.EgressPrefixes) > 0 {
+		env[EnvTrustedEgressPrefixes] = jsii.String(strings.Join(props.Trust.EgressPrefixes, ","))
+	}
+	if len(props.Trust.SharedVPCEndpoints) > 0 {
+		env[EnvSharedVPCEndpoints] = jsii.String(strings.Join(props.Trust.SharedVPCEndpoints, ","))
 	}
 	for k, v := range lockEnv {
 		env[k] = v
@@ -215,13 +348,14 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 		DeadLetterQueue: l.dlq, RetryAttempts: jsii.Number(4), MaxEventAge: awscdk.Duration_Hours(jsii.Number(1)),
 	})
 	awsevents.NewRule(l, jsii.String("StateChanges"), &awsevents.RuleProps{
-		Description: jsii.String("EC2 instance state changes that move or drop an instance's address"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings("EC2 Instance State-change Notification"),
-			Detail:     &map[string]interface{}{"state": []interface{}{"running", "stopped", "terminated"}},
-		},
-		Targets: &[]awsevents.IRuleTarget{target},
+		Description:  jsii.String("EC2 instance state changes that move or drop an instance's address"),
+		EventPattern: StateChangePattern(),
+		Targets:      &[]awsevents.IRuleTarget{target},
+	})
+	awsevents.NewRule(l, jsii.String("AddressChanges"), &awsevents.RuleProps{
+		Description:  jsii.String("EC2 calls (CloudTrail) that change an instance's addresses or instance profile without a state change"),
+		EventPattern: AddressChangePattern(),
+		Targets:      &[]awsevents.IRuleTarget{target},
 	})
 	awsevents.NewRule(l, jsii.String("Reconcile"), &awsevents.RuleProps{
 		Description: jsii.String("Reconciles every managed role: repairs missed events and drift"),
@@ -232,7 +366,7 @@ func New(scope constructs.Construct, id string, props *Props) (Locker, error) {
 	alarms := []awscloudwatch.Alarm{
 		golambda.NewAlarm(l, "Errors", "The Defenders locker failed: some locks may be stale",
 			l.fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15))})),
-		golambda.NewAlarm(l, "FallbackLocks", "A role has too many addresses for its inline policy: the locker wrote a coarser lock",
+		golambda.NewAlarm(l, "FallbackLocks", "A role is locked more narrowly than its mode asks: too many addresses for its inline policy (a coarser lock, or AWSDenyAll attached), or a lock mode tag the locker does not know",
 			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 				Namespace: jsii.String(MetricsNamespace), MetricName: jsii.String("FallbackLocks"),
 				Statistic: jsii.String("Sum"), Period: awscdk.Duration_Minutes(jsii.Number(15)),

@@ -3,6 +3,7 @@ package lambdatest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,6 +40,8 @@ type Instance struct {
 	State string
 	// VPC is the VPC id.
 	VPC string
+	// Subnet is the subnet id (default DefaultSubnet when VPC is set).
+	Subnet string
 	// PrivateIP is the primary private IPv4 address.
 	PrivateIP string
 	// PublicIP is the public IPv4 address ("" for none).
@@ -60,7 +63,22 @@ type Role struct {
 	Path string
 	// Policies maps inline policy names to JSON documents.
 	Policies map[string]string
+	// Tags are the role's tags.
+	Tags map[string]string
+	// Attached are the ARNs of the managed policies attached to the role.
+	Attached []string
 }
+
+// DefaultSubnet is the subnet of an Instance that names none.
+const DefaultSubnet = "subnet-0123456789abcdef0"
+
+// MaxManagedPoliciesPerRole is IAM's default quota of managed policies
+// attached to one role.
+const MaxManagedPoliciesPerRole = 10
+
+// ManagedPolicies are the AWS managed policies a Cloud knows (partition
+// aws): AttachRolePolicy refuses any other with NoSuchEntity.
+var ManagedPolicies = []string{"arn:aws:iam::aws:policy/AWSDenyAll", "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"}
 
 // InstanceProfile is an IAM instance profile of a Cloud.
 type InstanceProfile struct {
@@ -73,20 +91,28 @@ type InstanceProfile struct {
 }
 
 // Cloud is a small stateful AWS account behind fake EC2, IAM, STS and
-// CloudFormation endpoints: instances with addresses, VPCs and instance
-// profiles; roles with paths and inline policies; stacks with a status and
-// the physical ids of their resources. Its handlers implement what a
-// locker or detector needs of DescribeInstances, GetInstanceProfile,
-// GetRole, ListRoles, ListInstanceProfilesForRole, ListRolePolicies,
-// GetRolePolicy, PutRolePolicy, DeleteRolePolicy, GetCallerIdentity,
-// AssumeRole, DescribeStackResources and DescribeStacks, with the real
-// errors (NoSuchEntity, InvalidInstanceID.NotFound, MalformedPolicyDocument,
+// CloudFormation endpoints: instances with addresses, VPCs, subnets and
+// instance profiles; route tables, NAT gateways and Elastic IPs (Network);
+// roles with paths, tags, inline policies (within IAM's 10,240-character
+// quota) and attached managed policies (within MaxManagedPoliciesPerRole);
+// stacks with a status and the physical ids of their resources. Its
+// handlers implement what a locker or detector needs of DescribeInstances,
+// DescribeRouteTables, DescribeNatGateways, DescribeAddresses,
+// GetInstanceProfile, GetRole, ListRoles, ListRoleTags,
+// ListInstanceProfilesForRole, ListRolePolicies, GetRolePolicy,
+// PutRolePolicy, DeleteRolePolicy, ListAttachedRolePolicies,
+// AttachRolePolicy, DetachRolePolicy, GetCallerIdentity, AssumeRole,
+// DescribeStackResources and DescribeStacks, with the real errors
+// (NoSuchEntity, InvalidInstanceID.NotFound, MalformedPolicyDocument,
 // LimitExceeded, AccessDenied, ValidationError "Stack ... does not exist").
-// Its DescribeInstances is answered by EC2, the tests' one EC2 fake.
+// Its EC2 calls are answered by EC2, the tests' one EC2 fake.
 type Cloud struct {
 	// EC2, IAM, STS and CloudFormation are the endpoints; use them to
 	// inject faults and read the calls.
 	EC2, IAM, STS, CloudFormation *Service
+	// Network holds the route tables, NAT gateways and Elastic IPs of the
+	// account's region (Region): put them there, and read the calls.
+	Network *EC2
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -112,8 +138,12 @@ func NewCloud(t testing.TB) *Cloud {
 		roles:          map[string]*Role{},
 		profiles:       map[string]*InstanceProfile{},
 		stacks:         map[string]*Stack{},
+		Network:        &EC2{},
 	}
 	c.EC2.Handle("DescribeInstances", c.describeInstances)
+	c.EC2.Handle("DescribeRouteTables", c.network((*EC2).HandleDescribeRouteTables))
+	c.EC2.Handle("DescribeNatGateways", c.network((*EC2).HandleDescribeNatGateways))
+	c.EC2.Handle("DescribeAddresses", c.network((*EC2).HandleDescribeAddresses))
 	c.EC2.Handle("DescribeRegions", c.describeRegions)
 	c.IAM.Handle("GetInstanceProfile", c.getInstanceProfile)
 	c.IAM.Handle("GetRole", c.getRole)
@@ -123,6 +153,10 @@ func NewCloud(t testing.TB) *Cloud {
 	c.IAM.Handle("GetRolePolicy", c.getRolePolicy)
 	c.IAM.Handle("PutRolePolicy", c.putRolePolicy)
 	c.IAM.Handle("DeleteRolePolicy", c.deleteRolePolicy)
+	c.IAM.Handle("ListRoleTags", c.listRoleTags)
+	c.IAM.Handle("ListAttachedRolePolicies", c.listAttachedRolePolicies)
+	c.IAM.Handle("AttachRolePolicy", c.attachRolePolicy)
+	c.IAM.Handle("DetachRolePolicy", c.detachRolePolicy)
 	c.STS.Handle("GetCallerIdentity", c.getCallerIdentity)
 	c.STS.Handle("AssumeRole", c.assumeRole)
 	c.CloudFormation.Handle("DescribeStackResources", c.describeStackResources)
@@ -151,8 +185,8 @@ func InstanceProfileARN(path, name string) string {
 	return "arn:aws:iam::" + Account + ":instance-profile" + path + name
 }
 
-// LimitWrites makes PutRolePolicy and DeleteRolePolicy answer AccessDenied
-// for roles whose path does not start with one of prefixes, like an IAM
+// LimitWrites makes PutRolePolicy, DeleteRolePolicy, AttachRolePolicy and
+// DetachRolePolicy answer AccessDenied for roles whose path does not start with one of prefixes, like an IAM
 // policy on arn:aws:iam::ACCOUNT:role/PREFIX*. No call means no limit.
 func (c *Cloud) LimitWrites(prefixes ...string) {
 	c.mu.Lock()
@@ -172,7 +206,28 @@ func (c *Cloud) SetPageSize(n int) {
 func (c *Cloud) AddRole(name, path string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.roles[name] = &Role{Name: name, Path: path, Policies: map[string]string{}}
+	c.roles[name] = &Role{Name: name, Path: path, Policies: map[string]string{}, Tags: map[string]string{}}
+}
+
+// TagRole sets a tag of a role, as an administrator (or CloudFormation)
+// would.
+func (c *Cloud) TagRole(role, key, value string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.roles[role]; ok {
+		r.Tags[key] = value
+	}
+}
+
+// AttachedPolicies returns the ARNs of the managed policies attached to a
+// role.
+func (c *Cloud) AttachedPolicies(role string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.roles[role]; ok {
+		return slices.Clone(r.Attached)
+	}
+	return nil
 }
 
 // AddInstanceProfile creates an instance profile holding roles.
@@ -257,6 +312,23 @@ func (c *Cloud) describeInstances(req *Request) (string, error) {
 	return region.HandleDescribeInstances(req)
 }
 
+// network serves an EC2 action of Network in the account's region: other
+// regions have no route table, NAT gateway or Elastic IP.
+func (c *Cloud) network(handle func(*EC2, *Request) (string, error)) Handler {
+	return func(req *Request) (string, error) {
+		c.mu.Lock()
+		err := c.checkRegion(req)
+		c.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
+		if req.Region != Region {
+			return handle(&EC2{}, req)
+		}
+		return handle(c.Network, req)
+	}
+}
+
 // sdkInstance describes an instance as EC2 does: its public address both
 // on the instance and on its primary interface, owned by Amazon. Called
 // with c.mu held.
@@ -278,8 +350,12 @@ func (c *Cloud) sdkInstance(in *Instance) ec2types.Instance {
 	if len(in.IPv6) > 0 {
 		out.Ipv6Address = aws.String(in.IPv6[0])
 	}
+	subnet := in.Subnet
+	if subnet == "" {
+		subnet = DefaultSubnet
+	}
 	if in.VPC != "" {
-		out.VpcId, out.SubnetId = aws.String(in.VPC), aws.String("subnet-0123456789abcdef0")
+		out.VpcId, out.SubnetId = aws.String(in.VPC), aws.String(subnet)
 	}
 	if p := c.profiles[in.Profile]; p != nil {
 		out.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String(InstanceProfileARN(p.Path, p.Name)), Id: aws.String("AIPA" + strings.ToUpper(hex))}
@@ -287,7 +363,9 @@ func (c *Cloud) sdkInstance(in *Instance) ec2types.Instance {
 	if in.VPC == "" {
 		return out
 	}
-	ni := ec2types.InstanceNetworkInterface{NetworkInterfaceId: aws.String("eni-" + hex), VpcId: aws.String(in.VPC), Status: ec2types.NetworkInterfaceStatusInUse}
+	ni := ec2types.InstanceNetworkInterface{NetworkInterfaceId: aws.String("eni-" + hex), VpcId: aws.String(in.VPC), SubnetId: aws.String(subnet),
+		Status:     ec2types.NetworkInterfaceStatusInUse,
+		Attachment: &ec2types.InstanceNetworkInterfaceAttachment{AttachmentId: aws.String("eni-attach-" + hex), DeviceIndex: aws.Int32(0)}}
 	var assoc *ec2types.InstanceNetworkInterfaceAssociation
 	if in.PublicIP != "" {
 		assoc = &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(in.PublicIP), IpOwnerId: aws.String("amazon")}
@@ -472,6 +550,83 @@ func (c *Cloud) putRolePolicy(req *Request) (string, error) {
 		return "", Errorf(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", lockpolicy.MaxRolePolicySize, r.Name)
 	}
 	r.Policies[name] = doc
+	return "", nil
+}
+
+// listRoleTags answers a role's tags in one page, sorted by key.
+func (c *Cloud) listRoleTags(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><Tags>")
+	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
+		fmt.Fprintf(&b, "<member><Key>%s</Key><Value>%s</Value></member>", XMLText(k), XMLText(r.Tags[k]))
+	}
+	b.WriteString("</Tags>")
+	return b.String(), nil
+}
+
+func (c *Cloud) listAttachedRolePolicies(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("<IsTruncated>false</IsTruncated><AttachedPolicies>")
+	for _, arn := range r.Attached {
+		fmt.Fprintf(&b, "<member><PolicyName>%s</PolicyName><PolicyArn>%s</PolicyArn></member>", XMLText(arn[strings.LastIndex(arn, "/")+1:]), XMLText(arn))
+	}
+	b.WriteString("</AttachedPolicies>")
+	return b.String(), nil
+}
+
+// attachRolePolicy attaches one of ManagedPolicies within the quota;
+// attaching it again changes nothing.
+func (c *Cloud) attachRolePolicy(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	if !c.mayWrite(r) {
+		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:AttachRolePolicy on resource: role %s", r.Name)
+	}
+	arn := req.Get("PolicyArn")
+	if !slices.Contains(ManagedPolicies, arn) {
+		return "", Errorf(http.StatusNotFound, "NoSuchEntity", "Policy %s does not exist or is not attachable.", arn)
+	}
+	if slices.Contains(r.Attached, arn) {
+		return "", nil
+	}
+	if len(r.Attached) >= MaxManagedPoliciesPerRole {
+		return "", Errorf(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for PoliciesPerRole: %d", MaxManagedPoliciesPerRole)
+	}
+	r.Attached = append(r.Attached, arn)
+	return "", nil
+}
+
+func (c *Cloud) detachRolePolicy(req *Request) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return "", err
+	}
+	if !c.mayWrite(r) {
+		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:DetachRolePolicy on resource: role %s", r.Name)
+	}
+	i := slices.Index(r.Attached, req.Get("PolicyArn"))
+	if i < 0 {
+		return "", Errorf(http.StatusNotFound, "NoSuchEntity", "Policy %s was not found.", req.Get("PolicyArn"))
+	}
+	r.Attached = slices.Delete(r.Attached, i, i+1)
 	return "", nil
 }
 

@@ -92,7 +92,8 @@ func (c *Cloud) DeleteInstanceProfile(name string) bool {
 
 // DeleteRole deletes a role with IAM's checks, as CloudFormation's
 // DeleteRole would: NoSuchEntity for an unknown role, DeleteConflict while
-// the role has inline policies or is in an instance profile.
+// the role has inline or attached managed policies or is in an instance
+// profile.
 func (c *Cloud) DeleteRole(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -102,6 +103,9 @@ func (c *Cloud) DeleteRole(name string) error {
 	}
 	if len(r.Policies) > 0 {
 		return Errorf(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
+	}
+	if len(r.Attached) > 0 {
+		return Errorf(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must detach all policies first.")
 	}
 	for _, p := range c.profiles {
 		if slices.Contains(p.Roles, name) {

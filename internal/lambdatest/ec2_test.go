@@ -57,6 +57,11 @@ func richInstance(id string) ec2types.Instance {
 func wireEC2(t *testing.T, f *EC2) *ec2.Client {
 	svc := NewService(t, "ec2", ProtocolEC2, NamespaceEC2)
 	svc.Handle("DescribeInstances", f.HandleDescribeInstances)
+	return wireEC2With(t, svc)
+}
+
+// wireEC2With returns an SDK client of an EC2 Service.
+func wireEC2With(t *testing.T, svc *Service) *ec2.Client {
 	cfg := aws.Config{Region: Region, Credentials: credentials.NewStaticCredentialsProvider(FakeAccessKeyID, FakeSecretAccessKey, FakeSessionToken)}
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint, o.RetryMaxAttempts = aws.String(svc.URL), 1 })
 }

@@ -12,29 +12,43 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
+// filters reads Filter.N.Name and Filter.N.Value.M.
+func filters(req *Request) []ec2types.Filter {
+	var out []ec2types.Filter
+	for i := 1; ; i++ {
+		p := "Filter." + strconv.Itoa(i)
+		if !req.Form.Has(p + ".Name") {
+			return out
+		}
+		out = append(out, ec2types.Filter{Name: aws.String(req.Get(p + ".Name")), Values: req.List(p + ".Value")})
+	}
+}
+
+// paging reads MaxResults and NextToken.
+func paging(req *Request) (maxResults *int32, token *string, err error) {
+	if s := req.Get("MaxResults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, nil, Errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid value %q for MaxResults", s)
+		}
+		maxResults = aws.Int32(int32(n))
+	}
+	if tok := req.Get("NextToken"); tok != "" {
+		token = aws.String(tok)
+	}
+	return maxResults, token, nil
+}
+
 // HandleDescribeInstances answers ec2:DescribeInstances over the wire
 // (the handler of a Service speaking ProtocolEC2): it reads InstanceId.N,
 // Filter.N.Name and Filter.N.Value.M, MaxResults and NextToken, lets
 // DescribeInstances answer, and renders the answer or its error as EC2
 // does.
 func (f *EC2) HandleDescribeInstances(req *Request) (string, error) {
-	in := &ec2.DescribeInstancesInput{InstanceIds: req.List("InstanceId")}
-	for i := 1; ; i++ {
-		p := "Filter." + strconv.Itoa(i)
-		if !req.Form.Has(p + ".Name") {
-			break
-		}
-		in.Filters = append(in.Filters, ec2types.Filter{Name: aws.String(req.Get(p + ".Name")), Values: req.List(p + ".Value")})
-	}
-	if s := req.Get("MaxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return "", Errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid value %q for MaxResults", s)
-		}
-		in.MaxResults = aws.Int32(int32(n))
-	}
-	if tok := req.Get("NextToken"); tok != "" {
-		in.NextToken = aws.String(tok)
+	in := &ec2.DescribeInstancesInput{InstanceIds: req.List("InstanceId"), Filters: filters(req)}
+	var err error
+	if in.MaxResults, in.NextToken, err = paging(req); err != nil {
+		return "", err
 	}
 	out, err := f.DescribeInstances(context.Background(), in)
 	if err != nil {
@@ -54,6 +68,137 @@ func (f *EC2) HandleDescribeInstances(req *Request) (string, error) {
 	if out.NextToken != nil {
 		fmt.Fprintf(&b, "<nextToken>%s</nextToken>", XMLText(*out.NextToken))
 	}
+	return b.String(), nil
+}
+
+// HandleDescribeRouteTables answers ec2:DescribeRouteTables over the wire:
+// RouteTableId.N, Filter.N, MaxResults and NextToken.
+func (f *EC2) HandleDescribeRouteTables(req *Request) (string, error) {
+	in := &ec2.DescribeRouteTablesInput{RouteTableIds: req.List("RouteTableId"), Filters: filters(req)}
+	var err error
+	if in.MaxResults, in.NextToken, err = paging(req); err != nil {
+		return "", err
+	}
+	out, err := f.DescribeRouteTables(context.Background(), in)
+	if err != nil {
+		return "", asAPIError(err)
+	}
+	var b strings.Builder
+	b.WriteString("<routeTableSet>")
+	for _, t := range out.RouteTables {
+		b.WriteString("<item>")
+		tag(&b, "routeTableId", t.RouteTableId)
+		tag(&b, "vpcId", t.VpcId)
+		tag(&b, "ownerId", t.OwnerId)
+		b.WriteString("<routeSet>")
+		for _, r := range t.Routes {
+			b.WriteString("<item>")
+			tag(&b, "destinationCidrBlock", r.DestinationCidrBlock)
+			tag(&b, "destinationIpv6CidrBlock", r.DestinationIpv6CidrBlock)
+			tag(&b, "gatewayId", r.GatewayId)
+			tag(&b, "natGatewayId", r.NatGatewayId)
+			tag(&b, "egressOnlyInternetGatewayId", r.EgressOnlyInternetGatewayId)
+			tag(&b, "transitGatewayId", r.TransitGatewayId)
+			if r.State != "" {
+				fmt.Fprintf(&b, "<state>%s</state>", XMLText(string(r.State)))
+			}
+			if r.Origin != "" {
+				fmt.Fprintf(&b, "<origin>%s</origin>", XMLText(string(r.Origin)))
+			}
+			b.WriteString("</item>")
+		}
+		b.WriteString("</routeSet><associationSet>")
+		for _, a := range t.Associations {
+			b.WriteString("<item>")
+			tag(&b, "routeTableAssociationId", a.RouteTableAssociationId)
+			tag(&b, "routeTableId", a.RouteTableId)
+			tag(&b, "subnetId", a.SubnetId)
+			tag(&b, "gatewayId", a.GatewayId)
+			fmt.Fprintf(&b, "<main>%t</main>", aws.ToBool(a.Main))
+			if a.AssociationState != nil {
+				fmt.Fprintf(&b, "<associationState><state>%s</state></associationState>", XMLText(string(a.AssociationState.State)))
+			}
+			b.WriteString("</item>")
+		}
+		b.WriteString("</associationSet></item>")
+	}
+	b.WriteString("</routeTableSet>")
+	if out.NextToken != nil {
+		fmt.Fprintf(&b, "<nextToken>%s</nextToken>", XMLText(*out.NextToken))
+	}
+	return b.String(), nil
+}
+
+// HandleDescribeNatGateways answers ec2:DescribeNatGateways over the wire:
+// NatGatewayId.N, Filter.N, MaxResults and NextToken.
+func (f *EC2) HandleDescribeNatGateways(req *Request) (string, error) {
+	in := &ec2.DescribeNatGatewaysInput{NatGatewayIds: req.List("NatGatewayId"), Filter: filters(req)}
+	var err error
+	if in.MaxResults, in.NextToken, err = paging(req); err != nil {
+		return "", err
+	}
+	out, err := f.DescribeNatGateways(context.Background(), in)
+	if err != nil {
+		return "", asAPIError(err)
+	}
+	var b strings.Builder
+	b.WriteString("<natGatewaySet>")
+	for _, n := range out.NatGateways {
+		b.WriteString("<item>")
+		tag(&b, "natGatewayId", n.NatGatewayId)
+		tag(&b, "vpcId", n.VpcId)
+		tag(&b, "subnetId", n.SubnetId)
+		if n.State != "" {
+			fmt.Fprintf(&b, "<state>%s</state>", XMLText(string(n.State)))
+		}
+		if n.ConnectivityType != "" {
+			fmt.Fprintf(&b, "<connectivityType>%s</connectivityType>", XMLText(string(n.ConnectivityType)))
+		}
+		b.WriteString("<natGatewayAddressSet>")
+		for _, a := range n.NatGatewayAddresses {
+			b.WriteString("<item>")
+			tag(&b, "allocationId", a.AllocationId)
+			tag(&b, "networkInterfaceId", a.NetworkInterfaceId)
+			tag(&b, "privateIp", a.PrivateIp)
+			tag(&b, "publicIp", a.PublicIp)
+			if a.Status != "" {
+				fmt.Fprintf(&b, "<status>%s</status>", XMLText(string(a.Status)))
+			}
+			b.WriteString("</item>")
+		}
+		b.WriteString("</natGatewayAddressSet></item>")
+	}
+	b.WriteString("</natGatewaySet>")
+	if out.NextToken != nil {
+		fmt.Fprintf(&b, "<nextToken>%s</nextToken>", XMLText(*out.NextToken))
+	}
+	return b.String(), nil
+}
+
+// HandleDescribeAddresses answers ec2:DescribeAddresses over the wire:
+// AllocationId.N, PublicIp.N and Filter.N.
+func (f *EC2) HandleDescribeAddresses(req *Request) (string, error) {
+	in := &ec2.DescribeAddressesInput{AllocationIds: req.List("AllocationId"), PublicIps: req.List("PublicIp"), Filters: filters(req)}
+	out, err := f.DescribeAddresses(context.Background(), in)
+	if err != nil {
+		return "", asAPIError(err)
+	}
+	var b strings.Builder
+	b.WriteString("<addressesSet>")
+	for _, a := range out.Addresses {
+		b.WriteString("<item>")
+		tag(&b, "publicIp", a.PublicIp)
+		tag(&b, "allocationId", a.AllocationId)
+		tag(&b, "associationId", a.AssociationId)
+		if a.Domain != "" {
+			fmt.Fprintf(&b, "<domain>%s</domain>", XMLText(string(a.Domain)))
+		}
+		tag(&b, "instanceId", a.InstanceId)
+		tag(&b, "networkInterfaceId", a.NetworkInterfaceId)
+		tag(&b, "privateIpAddress", a.PrivateIpAddress)
+		b.WriteString("</item>")
+	}
+	b.WriteString("</addressesSet>")
 	return b.String(), nil
 }
 
@@ -90,7 +235,16 @@ func instanceXML(in ec2types.Instance) string {
 		for _, ni := range in.NetworkInterfaces {
 			b.WriteString("<item>")
 			tag(&b, "networkInterfaceId", ni.NetworkInterfaceId)
+			tag(&b, "subnetId", ni.SubnetId)
 			tag(&b, "vpcId", ni.VpcId)
+			if a := ni.Attachment; a != nil {
+				b.WriteString("<attachment>")
+				tag(&b, "attachmentId", a.AttachmentId)
+				if a.DeviceIndex != nil {
+					fmt.Fprintf(&b, "<deviceIndex>%d</deviceIndex>", *a.DeviceIndex)
+				}
+				b.WriteString("</attachment>")
+			}
 			if ni.Status != "" {
 				fmt.Fprintf(&b, "<status>%s</status>", XMLText(string(ni.Status)))
 			}

@@ -17,10 +17,18 @@ type Instance struct {
 	State string `json:"state"`
 	// VPC is the instance's VPC id.
 	VPC string `json:"vpc,omitempty"`
+	// Subnet is the instance's subnet id: its route table says how it
+	// reaches the internet (nat-egress locks).
+	Subnet string `json:"subnet,omitempty"`
 	// Addresses are the public addresses the instance may call AWS from, as
 	// single-address prefixes (/32, /128) or delegated IPv6 prefixes. Empty
 	// for a stopped instance.
 	Addresses []netip.Prefix `json:"addresses,omitempty"`
+	// Egress are the public addresses of the NAT gateway on the instance's
+	// route to the internet (0.0.0.0/0 of its subnet's route table, or of
+	// its VPC's main route table): filled in for the live instances of a
+	// role locked in lockpolicy.ModeNATEgress only.
+	Egress []netip.Prefix `json:"egress,omitempty"`
 }
 
 // Live reports whether the instance can make calls now or very soon:
@@ -53,7 +61,7 @@ var lockedStates = []string{
 // VPC.
 func InstanceFromEC2(in ec2types.Instance) Instance {
 	addrs := ec2addr.Of(in)
-	out := Instance{ID: deref(in.InstanceId), VPC: addrs.VPC}
+	out := Instance{ID: deref(in.InstanceId), VPC: addrs.VPC, Subnet: deref(in.SubnetId)}
 	if in.State != nil {
 		out.State = string(in.State.Name)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/defenders-cdk/defenders/internal/contract"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // Names of the lock and of the managed path.
@@ -32,6 +33,15 @@ const DefaultMaxPasses = 3
 type EC2API interface {
 	// DescribeInstances is ec2.Client.DescribeInstances.
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	// DescribeRouteTables is ec2.Client.DescribeRouteTables (nat-egress
+	// locks: the route of an instance's subnet to the internet).
+	DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteTablesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+	// DescribeNatGateways is ec2.Client.DescribeNatGateways (nat-egress
+	// locks: the public addresses of the NAT gateways on that route).
+	DescribeNatGateways(ctx context.Context, in *ec2.DescribeNatGatewaysInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error)
+	// DescribeAddresses is ec2.Client.DescribeAddresses (which instance an
+	// Elastic IP of a CloudTrail event belongs to).
+	DescribeAddresses(ctx context.Context, in *ec2.DescribeAddressesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error)
 }
 
 // IAMAPI is the part of the IAM client the locker uses. *iam.Client
@@ -49,6 +59,15 @@ type IAMAPI interface {
 	GetRolePolicy(ctx context.Context, in *iam.GetRolePolicyInput, optFns ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error)
 	// PutRolePolicy is iam.Client.PutRolePolicy.
 	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, optFns ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
+	// ListRoleTags is iam.Client.ListRoleTags (the role's lock mode tag).
+	ListRoleTags(ctx context.Context, in *iam.ListRoleTagsInput, optFns ...func(*iam.Options)) (*iam.ListRoleTagsOutput, error)
+	// ListAttachedRolePolicies is iam.Client.ListAttachedRolePolicies
+	// (whether AWSDenyAll is attached to a role without a lock).
+	ListAttachedRolePolicies(ctx context.Context, in *iam.ListAttachedRolePoliciesInput, optFns ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
+	// AttachRolePolicy is iam.Client.AttachRolePolicy (AWSDenyAll only).
+	AttachRolePolicy(ctx context.Context, in *iam.AttachRolePolicyInput, optFns ...func(*iam.Options)) (*iam.AttachRolePolicyOutput, error)
+	// DetachRolePolicy is iam.Client.DetachRolePolicy (AWSDenyAll only).
+	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, optFns ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 }
 
 // CloudFormationAPI is the part of the CloudFormation client the locker
@@ -85,6 +104,12 @@ type Config struct {
 	// PolicyName is the inline policy that carries the lock (default
 	// PolicyName). The locker Lambda sets it from DEFENDERS_POLICY_NAME.
 	PolicyName string
+	// Trust is what the whole app trusts besides each instance's network
+	// position (central egress prefixes, shared VPC endpoints): rendered
+	// into every lock the locker writes except lockpolicy.DenyAll. New
+	// validates it. The locker Lambda sets it from
+	// DEFENDERS_TRUSTED_EGRESS_PREFIXES and DEFENDERS_SHARED_VPC_ENDPOINTS.
+	Trust lockpolicy.Trust
 	// MaxAttempts bounds attempts on throttling and transient errors
 	// (default DefaultMaxAttempts).
 	MaxAttempts int
@@ -117,8 +142,12 @@ var (
 
 // ConfigFromEnv reads the locker function's Config from its environment: the managed role path
 // (contract.EnvRolePath) and the lock's policy name (contract.EnvPolicyName), both set by
-// constructs/locker. A missing variable is an error, never the default: a renamed variable must
-// not make the function manage another path than its IAM permissions name.
+// constructs/locker, and the app's Trust (contract.EnvTrustedEgressPrefixes and
+// contract.EnvSharedVPCEndpoints, comma-separated, see lockpolicy.ParseTrust). A missing path or
+// policy name is an error, never the default: a renamed variable must not make the function
+// manage another path than its IAM permissions name. The Trust variables are optional (unset:
+// trust nothing, the narrowest locks); a value that does not parse is an error naming the
+// variable, so that a typo fails the start instead of silently narrowing or widening every lock.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		RolePath:   strings.TrimSpace(getenv(contract.EnvRolePath)),
@@ -129,5 +158,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("locker: %s is not set (the locker construct sets it)", v.name)
 		}
 	}
+	egress, err := lockpolicy.ParseTrust(getenv(contract.EnvTrustedEgressPrefixes), "")
+	if err != nil {
+		return Config{}, fmt.Errorf("locker: %s: %w", contract.EnvTrustedEgressPrefixes, err)
+	}
+	shared, err := lockpolicy.ParseTrust("", getenv(contract.EnvSharedVPCEndpoints))
+	if err != nil {
+		return Config{}, fmt.Errorf("locker: %s: %w", contract.EnvSharedVPCEndpoints, err)
+	}
+	c.Trust = lockpolicy.Trust{EgressPrefixes: egress.EgressPrefixes, SharedVPCEndpoints: shared.SharedVPCEndpoints}
 	return c, nil
 }

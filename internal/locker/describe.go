@@ -25,14 +25,16 @@ func profileName(arn string) (string, error) {
 	return rest[strings.LastIndex(rest, "/")+1:], nil
 }
 
-// profileRoles returns the roles of an instance profile.
-func (r *run) profileRoles(ctx context.Context, arn string) ([]iamtypes.Role, error) {
+// profileRoles returns the roles of an instance profile. retryNotFound
+// retries NoSuchEntity (a profile that is being created); a caller that
+// knows the profile may be gone passes false and checks isNotFound.
+func (r *run) profileRoles(ctx context.Context, arn string, retryNotFound bool) ([]iamtypes.Role, error) {
 	name, err := profileName(arn)
 	if err != nil {
 		return nil, err
 	}
 	var out *iam.GetInstanceProfileOutput
-	err = r.call(ctx, "iam:GetInstanceProfile", true, func(ctx context.Context) (err error) {
+	err = r.call(ctx, "iam:GetInstanceProfile", retryNotFound, func(ctx context.Context) (err error) {
 		out, err = r.l.cfg.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 		return err
 	})
@@ -43,6 +45,34 @@ func (r *run) profileRoles(ctx context.Context, arn string) ([]iamtypes.Role, er
 		return nil, fmt.Errorf("locker: get instance profile %s: empty answer", name)
 	}
 	return out.InstanceProfile.Roles, nil
+}
+
+// describeInstance returns one instance, or nil if EC2 does not know it
+// (after Config.NotFoundAttempts attempts: a brand-new instance may not be
+// visible yet).
+func (r *run) describeInstance(ctx context.Context, id string) (*ec2types.Instance, error) {
+	var inst *ec2types.Instance
+	err := r.call(ctx, "ec2:DescribeInstances", true, func(ctx context.Context) error {
+		out, err := r.l.cfg.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			return err
+		}
+		for _, res := range out.Reservations {
+			for i := range res.Instances {
+				if deref(res.Instances[i].InstanceId) == id {
+					inst = &res.Instances[i]
+				}
+			}
+		}
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locker: describe instance %s: %w", id, err)
+	}
+	return inst, nil
 }
 
 // describeInstances pages through DescribeInstances with filters.
@@ -78,10 +108,13 @@ const profileFilterChunk = 100
 type roleState struct {
 	profiles  []string
 	instances []Instance
+	notes     []string
 }
 
-// describeRole finds the instances of every instance profile of a role.
-func (r *run) describeRole(ctx context.Context, role string) (roleState, error) {
+// describeRole finds the instances of every instance profile of a role,
+// without the instances the event says are leaving, and, for a role in
+// nat-egress mode, the NAT gateway addresses of the live ones.
+func (r *run) describeRole(ctx context.Context, role string, spec lockSpec) (roleState, error) {
 	var st roleState
 	var marker *string
 	for {
@@ -113,7 +146,9 @@ func (r *run) describeRole(ctx context.Context, role string) (roleState, error) 
 			{Name: aws.String("instance-state-name"), Values: lockedStates},
 		}
 		err := r.describeInstances(ctx, filters, func(in ec2types.Instance) {
-			st.instances = append(st.instances, InstanceFromEC2(in))
+			if !r.gone[deref(in.InstanceId)] {
+				st.instances = append(st.instances, InstanceFromEC2(in))
+			}
 		})
 		if err != nil {
 			return st, fmt.Errorf("locker: describe instances of role %s: %w", role, err)
@@ -121,6 +156,13 @@ func (r *run) describeRole(ctx context.Context, role string) (roleState, error) 
 	}
 	slices.SortFunc(st.instances, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
 	st.instances = slices.CompactFunc(st.instances, func(a, b Instance) bool { return a.ID == b.ID })
+	if spec.mode == lockpolicy.ModeNATEgress {
+		notes, err := r.natEgress(ctx, st.instances)
+		if err != nil {
+			return st, fmt.Errorf("locker: NAT gateways of role %s: %w", role, err)
+		}
+		st.notes = notes
+	}
 	return st, nil
 }
 

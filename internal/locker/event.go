@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/defenders-cdk/defenders/internal/locker/trigger"
 )
 
 // EventKind says what an event asks the locker to do.
@@ -24,36 +27,33 @@ const (
 	KindScheduled EventKind = "scheduled"
 	// KindAPICall is an "AWS API Call via CloudTrail" event for one of
 	// AddressAPICalls: an address or instance profile changed without a
-	// state change. It reconciles every managed role.
+	// state change. It reconciles the roles of the instance the event names
+	// (Event.Refs), or every managed role when it names none.
 	KindAPICall EventKind = "api-call"
 )
 
-// EventBridge detail types and sources the locker accepts.
+// EventBridge detail types and sources the locker accepts (see package
+// trigger, which constructs/locker reads too).
 const (
 	// DetailTypeStateChange is the detail-type of EC2 state-change events.
-	DetailTypeStateChange = "EC2 Instance State-change Notification"
+	DetailTypeStateChange = trigger.DetailTypeStateChange
 	// DetailTypeScheduled is the detail-type of scheduled events.
-	DetailTypeScheduled = "Scheduled Event"
+	DetailTypeScheduled = trigger.DetailTypeScheduled
 	// DetailTypeAPICall is the detail-type of CloudTrail management events.
-	DetailTypeAPICall = "AWS API Call via CloudTrail"
+	DetailTypeAPICall = trigger.DetailTypeAPICall
 	// SourceEC2 is the source of EC2 state-change and CloudTrail EC2 events.
-	SourceEC2 = "aws.ec2"
+	SourceEC2 = trigger.SourceEC2
 	// SourceEvents is the source of scheduled events.
-	SourceEvents = "aws.events"
+	SourceEvents = trigger.SourceEvents
 )
 
 // AddressAPICalls are the EC2 API calls that change an instance's public
-// addresses or instance profile without a state change. An EventBridge rule
-// on these CloudTrail events (detail-type DetailTypeAPICall, source
-// SourceEC2, detail.eventName one of these) closes the gap between two
-// scheduled reconciles; without it such changes wait for the schedule.
-var AddressAPICalls = []string{
-	"AssociateAddress", "DisassociateAddress",
-	"AssignIpv6Addresses", "UnassignIpv6Addresses",
-	"AttachNetworkInterface", "DetachNetworkInterface",
-	"AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile",
-	"ModifyNetworkInterfaceAttribute",
-}
+// addresses or instance profile without a state change (trigger.AddressAPICalls).
+// constructs/locker routes their CloudTrail events (detail-type
+// DetailTypeAPICall, source SourceEC2, detail.eventName one of these) to the
+// locker, which then reconciles the roles of the instance the event names
+// (see APIRefs); without the rule such changes wait for the schedule.
+var AddressAPICalls = trigger.AddressAPICalls
 
 // Sentinel errors of ParseEvent; test with errors.Is.
 var (
@@ -82,6 +82,102 @@ type Event struct {
 	State string `json:"state,omitempty"`
 	// APICall is the eventName of a CloudTrail event.
 	APICall string `json:"apiCall,omitempty"`
+	// ErrorCode is the errorCode of a CloudTrail event whose call failed
+	// (it changed nothing).
+	ErrorCode string `json:"errorCode,omitempty"`
+	// Refs are what a CloudTrail event names (its requestParameters and
+	// responseElements).
+	Refs APIRefs `json:"refs,omitzero"`
+}
+
+// APIRefs are the ids a CloudTrail event of an AddressAPICalls call names,
+// collected from its requestParameters and responseElements whatever their
+// nesting (AssociateAddress has requestParameters.instanceId;
+// AssociateIamInstanceProfile has
+// requestParameters.AssociateIamInstanceProfileRequest.InstanceId), keys
+// compared without case. Each list is sorted and has no duplicates; values
+// that do not look like what their key names are dropped.
+type APIRefs struct {
+	// InstanceIDs are instance ids (i-...).
+	InstanceIDs []string `json:"instanceIds,omitempty"`
+	// NetworkInterfaceIDs are network interface ids (eni-...).
+	NetworkInterfaceIDs []string `json:"networkInterfaceIds,omitempty"`
+	// AttachmentIDs are network interface attachment ids (eni-attach-...).
+	AttachmentIDs []string `json:"attachmentIds,omitempty"`
+	// AllocationIDs are Elastic IP allocation ids (eipalloc-...).
+	AllocationIDs []string `json:"allocationIds,omitempty"`
+	// AssociationIDs are Elastic IP association ids (eipassoc-...); the
+	// iip-assoc- ids of instance profile associations are not collected.
+	AssociationIDs []string `json:"associationIds,omitempty"`
+	// PublicIPs are public IP addresses.
+	PublicIPs []string `json:"publicIps,omitempty"`
+	// InstanceProfileARNs are instance profile ARNs (the profile a
+	// DisassociateIamInstanceProfile removed, for one).
+	InstanceProfileARNs []string `json:"instanceProfileArns,omitempty"`
+}
+
+// Shapes of the ids APIRefs collects.
+var (
+	eniIDPattern         = regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`)
+	attachmentIDPattern  = regexp.MustCompile(`^eni-attach-[0-9a-f]{8,17}$`)
+	allocationIDPattern  = regexp.MustCompile(`^eipalloc-[0-9a-f]{8,17}$`)
+	associationIDPattern = regexp.MustCompile(`^eipassoc-[0-9a-f]{8,17}$`)
+	profileARNPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:instance-profile/[\w+=,.@/-]+$`)
+)
+
+// maxRefDepth bounds the nesting collectRefs descends into.
+const maxRefDepth = 16
+
+// collect adds the ids found in v (decoded JSON) to a.
+func (a *APIRefs) collect(v any, depth int) {
+	if depth > maxRefDepth {
+		return
+	}
+	switch t := v.(type) {
+	case []any:
+		for _, x := range t {
+			a.collect(x, depth+1)
+		}
+	case map[string]any:
+		for k, x := range t {
+			if s, ok := x.(string); ok {
+				a.add(strings.ToLower(k), s)
+				continue
+			}
+			a.collect(x, depth+1)
+		}
+	}
+}
+
+// add files one string value under its (lower-case) key.
+func (a *APIRefs) add(key, s string) {
+	switch {
+	case key == "instanceid" && instanceIDPattern.MatchString(s):
+		a.InstanceIDs = append(a.InstanceIDs, s)
+	case key == "networkinterfaceid" && eniIDPattern.MatchString(s):
+		a.NetworkInterfaceIDs = append(a.NetworkInterfaceIDs, s)
+	case key == "attachmentid" && attachmentIDPattern.MatchString(s):
+		a.AttachmentIDs = append(a.AttachmentIDs, s)
+	case key == "allocationid" && allocationIDPattern.MatchString(s):
+		a.AllocationIDs = append(a.AllocationIDs, s)
+	case key == "associationid" && associationIDPattern.MatchString(s):
+		a.AssociationIDs = append(a.AssociationIDs, s)
+	case key == "publicip":
+		if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+			a.PublicIPs = append(a.PublicIPs, ip.String())
+		}
+	case key == "arn" && profileARNPattern.MatchString(s):
+		a.InstanceProfileARNs = append(a.InstanceProfileARNs, s)
+	}
+}
+
+// normalize sorts and deduplicates every list.
+func (a *APIRefs) normalize() {
+	for _, l := range []*[]string{&a.InstanceIDs, &a.NetworkInterfaceIDs, &a.AttachmentIDs, &a.AllocationIDs,
+		&a.AssociationIDs, &a.PublicIPs, &a.InstanceProfileARNs} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
 }
 
 // instanceStates are the states an EC2 state-change event can report.
@@ -141,7 +237,10 @@ func ParseEvent(raw []byte) (Event, error) {
 		ev.Kind = KindScheduled
 	case dt == DetailTypeAPICall && src == SourceEC2:
 		var d struct {
-			EventName string `json:"eventName"`
+			EventName         string `json:"eventName"`
+			ErrorCode         string `json:"errorCode"`
+			RequestParameters any    `json:"requestParameters"`
+			ResponseElements  any    `json:"responseElements"`
 		}
 		if err := json.Unmarshal(env.Detail, &d); err != nil || d.EventName == "" {
 			return Event{}, fmt.Errorf("locker: parse event %s: %w: CloudTrail detail has no eventName", env.ID, ErrMalformedEvent)
@@ -149,7 +248,10 @@ func ParseEvent(raw []byte) (Event, error) {
 		if !slices.Contains(AddressAPICalls, d.EventName) {
 			return Event{}, fmt.Errorf("locker: parse event %s: %w: API call %s does not change addresses", env.ID, ErrUnsupportedEvent, d.EventName)
 		}
-		ev.Kind, ev.APICall = KindAPICall, d.EventName
+		ev.Kind, ev.APICall, ev.ErrorCode = KindAPICall, d.EventName, d.ErrorCode
+		ev.Refs.collect(d.RequestParameters, 0)
+		ev.Refs.collect(d.ResponseElements, 0)
+		ev.Refs.normalize()
 	default:
 		return Event{}, fmt.Errorf("locker: parse event %s: %w: detail-type %q from source %q", env.ID, ErrUnsupportedEvent, dt, src)
 	}

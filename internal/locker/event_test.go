@@ -25,7 +25,7 @@ func TestParseEvent(t *testing.T) {
 		{name: "a scheduled event asks for a reconcile",
 			raw:  scheduled,
 			want: Event{Kind: KindScheduled}},
-		{name: "an Elastic IP association asks for a reconcile",
+		{name: "an Elastic IP association is an API call event",
 			raw:  apiCall("AssociateAddress"),
 			want: Event{Kind: KindAPICall, APICall: "AssociateAddress"}},
 		{name: "empty input is malformed", raw: "  ", wantErr: ErrMalformedEvent},

@@ -3,6 +3,7 @@ package locker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/lambdatest"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
@@ -29,11 +31,15 @@ const account = "111122223333"
 // EC2API, IAMAPI and CloudFormationAPI with the real SDK types. Its EC2 is
 // the tests' one EC2 fake, lambdatest.EC2 (the same that answers the
 // shipped binaries' tests over HTTP), in process: the locker's tests make
-// thousands of calls, and failNext reaches every operation, EC2's too. It enforces
-// IAM's inline policy size quota on PutRolePolicy and URL-encodes
-// GetRolePolicy answers like IAM; CloudFormation answers a physical id that
-// no stack owns, and an unknown stack, with ValidationError "... does not
-// exist" like CloudFormation.
+// thousands of calls, and failNext reaches every operation, EC2's too. Its
+// IAM enforces the inline policy size quota (10,240 characters over all of
+// a role's inline policies) on PutRolePolicy, URL-encodes GetRolePolicy
+// answers, keeps role tags, and attaches and detaches managed policies with
+// IAM's rules (only AWS managed policies it knows, at most
+// maxManagedPolicies per role, NoSuchEntity to detach one that is not
+// attached); CloudFormation answers a physical id that no stack owns, and
+// an unknown stack, with ValidationError "... does not exist" like
+// CloudFormation.
 type fakeCloud struct {
 	mu       sync.Mutex
 	ec2      *lambdatest.EC2
@@ -51,8 +57,18 @@ type fakeCloud struct {
 
 type fakeRole struct {
 	name, path string
+	partition  string            // "" is "aws"
 	policies   map[string]string // name -> JSON
+	tags       map[string]string
+	attached   []string // managed policy ARNs
 }
+
+// maxManagedPolicies is IAM's default quota of managed policies per role.
+const maxManagedPolicies = 10
+
+// knownManagedPolicies are the AWS managed policies the fake IAM knows, by
+// name (in every partition).
+var knownManagedPolicies = []string{"AWSDenyAll", "AmazonEC2ReadOnlyAccess"}
 
 type fakeProfile struct {
 	name, path, role string
@@ -81,7 +97,7 @@ func profileARN(path, name string) string {
 // addRole adds a role and one instance profile of the same name and path,
 // and returns the profile's ARN.
 func (c *fakeCloud) addRole(name, path string) string {
-	c.roles[name] = &fakeRole{name: name, path: path, policies: map[string]string{}}
+	c.roles[name] = &fakeRole{name: name, path: path, policies: map[string]string{}, tags: map[string]string{}}
 	c.profiles[name] = &fakeProfile{name: name, path: path, role: name}
 	return profileARN(path, name)
 }
@@ -142,11 +158,132 @@ func (c *fakeCloud) DescribeInstances(ctx context.Context, in *ec2.DescribeInsta
 	return c.ec2.DescribeInstances(ctx, in, optFns...)
 }
 
-func (r *fakeRole) sdk() iamtypes.Role {
-	return iamtypes.Role{
-		RoleName: aws.String(r.name), Path: aws.String(r.path),
-		Arn: aws.String("arn:aws:iam::" + account + ":role" + r.path + r.name),
+func (r *fakeRole) arn() string {
+	partition := r.partition
+	if partition == "" {
+		partition = "aws"
 	}
+	return "arn:" + partition + ":iam::" + account + ":role" + r.path + r.name
+}
+
+func (r *fakeRole) sdk() iamtypes.Role {
+	return iamtypes.Role{RoleName: aws.String(r.name), Path: aws.String(r.path), Arn: aws.String(r.arn())}
+}
+
+// ec2Call passes an EC2 call through failNext to the EC2 fake.
+func ec2Call[In, Out any](c *fakeCloud, op string, in In, call func(context.Context, In, ...func(*ec2.Options)) (Out, error)) (Out, error) {
+	c.mu.Lock()
+	err := c.begin(op)
+	c.mu.Unlock()
+	if err != nil {
+		var zero Out
+		return zero, err
+	}
+	return call(context.Background(), in)
+}
+
+func (c *fakeCloud) DescribeRouteTables(_ context.Context, in *ec2.DescribeRouteTablesInput, _ ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+	return ec2Call(c, "DescribeRouteTables", in, c.ec2.DescribeRouteTables)
+}
+
+func (c *fakeCloud) DescribeNatGateways(_ context.Context, in *ec2.DescribeNatGatewaysInput, _ ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error) {
+	return ec2Call(c, "DescribeNatGateways", in, c.ec2.DescribeNatGateways)
+}
+
+func (c *fakeCloud) DescribeAddresses(_ context.Context, in *ec2.DescribeAddressesInput, _ ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error) {
+	return ec2Call(c, "DescribeAddresses", in, c.ec2.DescribeAddresses)
+}
+
+// role returns a role or NoSuchEntity; called with c.mu held.
+func (c *fakeCloud) role(name *string) (*fakeRole, error) {
+	r, ok := c.roles[aws.ToString(name)]
+	if !ok {
+		return nil, noSuchEntity("role " + aws.ToString(name))
+	}
+	return r, nil
+}
+
+// ListRoleTags answers the role's tags in one page, sorted by key.
+func (c *fakeCloud) ListRoleTags(_ context.Context, in *iam.ListRoleTagsInput, _ ...func(*iam.Options)) (*iam.ListRoleTagsOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("ListRoleTags"); err != nil {
+		return nil, err
+	}
+	r, err := c.role(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	out := &iam.ListRoleTagsOutput{Tags: []iamtypes.Tag{}}
+	for _, k := range slices.Sorted(maps.Keys(r.tags)) {
+		out.Tags = append(out.Tags, iamtypes.Tag{Key: aws.String(k), Value: aws.String(r.tags[k])})
+	}
+	return out, nil
+}
+
+func (c *fakeCloud) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttachedRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("ListAttachedRolePolicies"); err != nil {
+		return nil, err
+	}
+	r, err := c.role(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	out := &iam.ListAttachedRolePoliciesOutput{AttachedPolicies: []iamtypes.AttachedPolicy{}}
+	for _, arn := range r.attached {
+		out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(arn), PolicyName: aws.String(arn[strings.LastIndex(arn, "/")+1:])})
+	}
+	return out, nil
+}
+
+// AttachRolePolicy attaches an AWS managed policy the fake knows, in the
+// role's partition, within the quota; attaching it again changes nothing.
+func (c *fakeCloud) AttachRolePolicy(_ context.Context, in *iam.AttachRolePolicyInput, _ ...func(*iam.Options)) (*iam.AttachRolePolicyOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("AttachRolePolicy"); err != nil {
+		return nil, err
+	}
+	r, err := c.role(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	arn := aws.ToString(in.PolicyArn)
+	partition := r.partition
+	if partition == "" {
+		partition = "aws"
+	}
+	if !slices.ContainsFunc(knownManagedPolicies, func(n string) bool { return arn == "arn:"+partition+":iam::aws:policy/"+n }) {
+		return nil, noSuchEntity("Policy " + arn + " does not exist or is not attachable.")
+	}
+	if slices.Contains(r.attached, arn) {
+		return &iam.AttachRolePolicyOutput{}, nil
+	}
+	if len(r.attached) >= maxManagedPolicies {
+		return nil, &iamtypes.LimitExceededException{Message: aws.String(fmt.Sprintf("Cannot exceed quota for PoliciesPerRole: %d", maxManagedPolicies))}
+	}
+	r.attached = append(r.attached, arn)
+	return &iam.AttachRolePolicyOutput{}, nil
+}
+
+func (c *fakeCloud) DetachRolePolicy(_ context.Context, in *iam.DetachRolePolicyInput, _ ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.begin("DetachRolePolicy"); err != nil {
+		return nil, err
+	}
+	r, err := c.role(in.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.Index(r.attached, aws.ToString(in.PolicyArn))
+	if i < 0 {
+		return nil, noSuchEntity("Policy " + aws.ToString(in.PolicyArn) + " was not found.")
+	}
+	r.attached = slices.Delete(r.attached, i, i+1)
+	return &iam.DetachRolePolicyOutput{}, nil
 }
 
 func (c *fakeCloud) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
@@ -379,7 +516,7 @@ func publicIP(ip string) instOpt {
 	return func(in *ec2types.Instance) {
 		in.PublicIpAddress = aws.String(ip)
 		in.NetworkInterfaces = append(in.NetworkInterfaces, ec2types.InstanceNetworkInterface{
-			NetworkInterfaceId: aws.String("eni-primary"), VpcId: in.VpcId,
+			NetworkInterfaceId: aws.String(eniID(in, 0)), VpcId: in.VpcId,
 			Association: &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(ip)},
 			PrivateIpAddresses: []ec2types.InstancePrivateIpAddress{{PrivateIpAddress: aws.String("10.0.1.23"), Primary: aws.Bool(true),
 				Association: &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(ip)}}},
@@ -387,12 +524,19 @@ func publicIP(ip string) instOpt {
 	}
 }
 
+// eniID is the id of an instance's network interface n (0: primary):
+// eni- and the instance's hex digits, the first one replaced by n.
+func eniID(in *ec2types.Instance, n int) string {
+	hex := strings.TrimPrefix(aws.ToString(in.InstanceId), "i-")
+	return fmt.Sprintf("eni-%x%s", n, hex[1:])
+}
+
 // eni adds a network interface with the given public IPv4 (Elastic IP) on
 // its primary private address, an Elastic IP on a secondary private
 // address, and IPv6 addresses.
 func eni(eip, secondaryEIP string, ipv6 ...string) instOpt {
 	return func(in *ec2types.Instance) {
-		ni := ec2types.InstanceNetworkInterface{NetworkInterfaceId: aws.String("eni-secondary"), VpcId: in.VpcId}
+		ni := ec2types.InstanceNetworkInterface{NetworkInterfaceId: aws.String(eniID(in, 1)), VpcId: in.VpcId}
 		if eip != "" {
 			ni.Association = &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(eip)}
 			ni.PrivateIpAddresses = append(ni.PrivateIpAddresses, ec2types.InstancePrivateIpAddress{PrivateIpAddress: aws.String("10.0.1.40"),
@@ -420,3 +564,80 @@ func stateChange(id, state string) []byte {
 }
 
 const scheduled = `{"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"111122223333","time":"2026-01-02T03:05:00Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:111122223333:rule/defenders-locker"],"detail":{}}`
+
+// tagRole sets a role's lock mode tag, as the lock constructs do.
+func (c *fakeCloud) tagRole(role, mode string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.roles[role].tags[contract.LockModeTagKey] = mode
+}
+
+// attached returns the managed policies attached to a role.
+func (c *fakeCloud) attached(role string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.roles[role].attached)
+}
+
+// Network builders: subnets, route tables and NAT gateways of vpcA.
+const (
+	subnetPrivate = "subnet-0aaaaaaaaaaaaaaa1"
+	subnetPublic  = "subnet-0aaaaaaaaaaaaaaa2"
+	natA          = "nat-0aaaaaaaaaaaaaaa1"
+	natAddr       = "198.51.100.77"
+)
+
+// routeTable returns a route table of vpc whose 0.0.0.0/0 route goes to
+// target (a nat- or igw- id), associated with subnets, or the VPC's main
+// route table when main is set.
+func routeTable(id, vpc, target string, main bool, subnets ...string) ec2types.RouteTable {
+	t := ec2types.RouteTable{RouteTableId: aws.String(id), VpcId: aws.String(vpc), Routes: []ec2types.Route{
+		{DestinationCidrBlock: aws.String("10.0.0.0/16"), GatewayId: aws.String("local"), State: ec2types.RouteStateActive},
+	}}
+	def := ec2types.Route{DestinationCidrBlock: aws.String("0.0.0.0/0"), State: ec2types.RouteStateActive}
+	switch {
+	case strings.HasPrefix(target, "nat-"):
+		def.NatGatewayId = aws.String(target)
+	case target != "":
+		def.GatewayId = aws.String(target)
+	}
+	if target != "" {
+		t.Routes = append(t.Routes, def)
+	}
+	if main {
+		t.Associations = append(t.Associations, ec2types.RouteTableAssociation{Main: aws.Bool(true), RouteTableId: aws.String(id),
+			RouteTableAssociationId: aws.String("rtbassoc-0main" + id[len(id)-4:])})
+	}
+	for i, s := range subnets {
+		t.Associations = append(t.Associations, ec2types.RouteTableAssociation{Main: aws.Bool(false), RouteTableId: aws.String(id), SubnetId: aws.String(s),
+			RouteTableAssociationId: aws.String(fmt.Sprintf("rtbassoc-%d%s", i, id[len(id)-4:])),
+			AssociationState:        &ec2types.RouteTableAssociationState{State: ec2types.RouteTableAssociationStateCodeAssociated}})
+	}
+	return t
+}
+
+// natGateway returns a NAT gateway of vpc with public addresses.
+func natGateway(id, vpc string, state ec2types.NatGatewayState, public ...string) ec2types.NatGateway {
+	n := ec2types.NatGateway{NatGatewayId: aws.String(id), VpcId: aws.String(vpc), SubnetId: aws.String(subnetPublic), State: state,
+		ConnectivityType: ec2types.ConnectivityTypePublic}
+	for i, ip := range public {
+		n.NatGatewayAddresses = append(n.NatGatewayAddresses, ec2types.NatGatewayAddress{
+			PublicIp: aws.String(ip), PrivateIp: aws.String(fmt.Sprintf("10.0.0.%d", 10+i)), AllocationId: aws.String(fmt.Sprintf("eipalloc-0nat%013d", i)),
+			Status: ec2types.NatGatewayAddressStatusSucceeded})
+	}
+	return n
+}
+
+// privateNetwork gives vpcA a private subnet routed through natA
+// (natAddr), and a public subnet on the main route table, through an
+// internet gateway.
+func (c *fakeCloud) privateNetwork() {
+	c.ec2.PutRouteTable(routeTable("rtb-0aaaaaaaaaaaa0001", vpcA, "igw-0aaaaaaaaaaaaaaa1", true))
+	c.ec2.PutRouteTable(routeTable("rtb-0aaaaaaaaaaaa0002", vpcA, natA, false, subnetPrivate))
+	c.ec2.AddNatGateway(natGateway(natA, vpcA, ec2types.NatGatewayStateAvailable, natAddr))
+}
+
+// inSubnet puts an instance in a subnet.
+func inSubnet(subnet string) instOpt {
+	return func(in *ec2types.Instance) { in.SubnetId = aws.String(subnet) }
+}

@@ -53,6 +53,11 @@ func New(c Config) (*Locker, error) {
 	if !policyNamePattern.MatchString(c.PolicyName) {
 		return nil, fmt.Errorf("locker: new: %q is not an IAM policy name", c.PolicyName)
 	}
+	trust, err := c.Trust.Validate(nil)
+	if err != nil {
+		return nil, fmt.Errorf("locker: new: Config.Trust: %w", err)
+	}
+	c.Trust = trust
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.NotFoundAttempts, DefaultNotFoundAttempts)
 	def(&c.MaxPasses, DefaultMaxPasses)
@@ -92,16 +97,19 @@ func (l *Locker) Handle(ctx context.Context, raw json.RawMessage) (Report, error
 	return l.HandleEvent(ctx, ev)
 }
 
-// HandleEvent handles a parsed event: a state change locks the roles of
-// that instance, anything else reconciles every managed role.
+// HandleEvent handles a parsed event: a state change or an API call locks
+// the roles of the instance it names (see "Which instances" in the package
+// doc), a scheduled event reconciles every managed role.
 func (l *Locker) HandleEvent(ctx context.Context, ev Event) (Report, error) {
 	rep := Report{Event: ev, Calls: map[string]int{}}
-	r := &run{l: l, report: &rep}
+	r := newRun(l, &rep)
 	var err error
 	switch ev.Kind {
 	case KindStateChange:
 		err = r.stateChange(ctx, ev)
-	case KindScheduled, KindAPICall:
+	case KindAPICall:
+		err = r.apiCall(ctx, ev)
+	case KindScheduled:
 		err = r.reconcileAll(ctx)
 	default:
 		err = fmt.Errorf("locker: handle event: %w: kind %q", ErrUnsupportedEvent, ev.Kind)

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
+	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
@@ -13,7 +15,7 @@ type Mode string
 
 // Lock modes.
 const (
-	// ModeExact lists every public address of the role's live instances.
+	// ModeExact lists every public address the role's lock mode admits.
 	ModeExact Mode = "exact"
 	// ModeAggregated lists covering prefixes (size fallback).
 	ModeAggregated Mode = "aggregated"
@@ -22,24 +24,56 @@ const (
 	ModeVPCEndpointsOnly Mode = "vpc-endpoints-only"
 	// ModeDenyAll is lockpolicy.DenyAll.
 	ModeDenyAll Mode = "deny-all"
+	// ModeManagedDenyAll is the AWS managed policy AWSDenyAll attached to
+	// the role, because the role's other inline policies leave no room for
+	// even lockpolicy.DenyAll (see DenyAllPolicyARN).
+	ModeManagedDenyAll Mode = "managed-deny-all"
 )
+
+// lockSpec is how a role is to be locked: its lock mode tag and the app's
+// trust.
+type lockSpec struct {
+	tagged  bool            // the role has the mode tag
+	tag     string          // the tag's value as read
+	mode    lockpolicy.Mode // the mode; "" when untagged or unknown
+	unknown bool            // tagged with a value that is not a mode
+	trust   lockpolicy.Trust
+}
+
+// admitsOwnAddresses reports whether the spec's locks list the instances'
+// own public addresses: untagged roles (the locker's behaviour before lock
+// modes), instance-public-ip, elastic-ip and nat-egress.
+func (s lockSpec) admitsOwnAddresses() bool {
+	return !s.unknown && s.mode != lockpolicy.ModeVPCEndpointsOnly
+}
 
 // lockInput is what a lock is computed from.
 type lockInput struct {
 	live  int            // pending, running or stopping instances
 	total int            // all instances
-	addrs []netip.Prefix // public addresses of the live instances
+	addrs []netip.Prefix // public addresses the mode admits for the live instances
 	vpcs  []string       // VPCs of all instances
+	// public counts the live instances' own public addresses, admitted or
+	// not (for the reasons).
+	public int
 }
 
-// input reduces a role's instances to the lock's inputs.
-func (s roleState) input() lockInput {
+// input reduces a role's instances to the lock's inputs for spec: the live
+// instances' own public addresses unless the mode is vpc-endpoints-only
+// (or unknown), plus their NAT gateways' addresses in nat-egress mode.
+func (s roleState) input(spec lockSpec) lockInput {
 	var in lockInput
 	for _, i := range s.instances {
 		in.total++
 		if i.Live() {
 			in.live++
-			in.addrs = append(in.addrs, i.Addresses...)
+			in.public += len(i.Addresses)
+			if spec.admitsOwnAddresses() {
+				in.addrs = append(in.addrs, i.Addresses...)
+			}
+			if spec.mode == lockpolicy.ModeNATEgress {
+				in.addrs = append(in.addrs, i.Egress...)
+			}
 		}
 		if lockpolicy.IsVPCID(i.VPC) {
 			in.vpcs = append(in.vpcs, i.VPC)
@@ -68,19 +102,33 @@ type candidate struct {
 	size      int
 }
 
+// modeNames lists the lock modes for messages.
+func modeNames() string {
+	names := make([]string, len(lockpolicy.Modes))
+	for i, m := range lockpolicy.Modes {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
+}
+
 // plan lists the locks for in, finest first: the exact lock, then (size
 // fallback) each aggregation level that shortens the list, then VPC
 // endpoints only, then deny-all. Every later candidate denies at least what
 // the earlier ones deny. lastVPCs are the VPCs of the current lock, used
-// when the role has no instance at all.
-func plan(in lockInput, lastVPCs []string) ([]candidate, error) {
+// when the role has no instance at all. Every candidate but the deny-all
+// admits spec.trust as well.
+//
+// A role whose mode tag is not a mode gets the VPC-endpoints-only lock (or
+// the deny-all), as a fallback: never unlocked, never wider than any mode
+// would have it.
+func plan(in lockInput, lastVPCs []string, spec lockSpec) ([]candidate, error) {
 	var out []candidate
 	add := func(c candidate) error {
 		var doc lockpolicy.Document
 		if c.mode == ModeDenyAll {
 			doc = lockpolicy.DenyAll()
 		} else {
-			d, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: c.sourceIPs, VPCs: c.vpcs}, lockpolicy.Options{})
+			d, err := lockpolicy.Render(lockpolicy.Lock{SourceIPs: c.sourceIPs, VPCs: c.vpcs, Trust: spec.trust}, lockpolicy.Options{})
 			if err != nil {
 				return fmt.Errorf("locker: render %s lock: %w", c.mode, err)
 			}
@@ -104,6 +152,23 @@ func plan(in lockInput, lastVPCs []string) ([]candidate, error) {
 		return add(candidate{mode: ModeDenyAll, fallback: fallback, reason: reason})
 	}
 	const tooLarge = "the finer locks exceed the inline policy size quota"
+
+	if spec.unknown {
+		reason := fmt.Sprintf("the role's %s tag is %q, which is not a lock mode (want one of %s)",
+			contract.LockModeTagKey, spec.tag, modeNames())
+		vpcs := in.vpcs
+		if in.total == 0 {
+			vpcs = lastVPCs
+		}
+		if len(vpcs) > 0 {
+			if err := add(candidate{mode: ModeVPCEndpointsOnly, fallback: true, vpcs: vpcs,
+				reason: reason + ": VPC endpoints only, the narrowest lock that still admits the instances' endpoint calls"}); err != nil {
+				return nil, err
+			}
+			return out, denyAll(true, reason+", and "+tooLarge)
+		}
+		return out, denyAll(true, reason+", and no VPC is known: deny every call not made by an AWS service")
+	}
 
 	switch {
 	case len(in.addrs) > 0:
@@ -131,8 +196,16 @@ func plan(in lockInput, lastVPCs []string) ([]candidate, error) {
 		}
 		return out, denyAll(true, tooLarge)
 	case in.live > 0 && len(in.vpcs) > 0:
-		if err := add(candidate{mode: ModeVPCEndpointsOnly, vpcs: in.vpcs,
-			reason: "the running instances have no public address: VPC endpoints only"}); err != nil {
+		reason := "the running instances have no public address: VPC endpoints only"
+		switch {
+		case spec.mode == lockpolicy.ModeVPCEndpointsOnly && in.public > 0:
+			reason = fmt.Sprintf("lock mode %s: VPC endpoints only, although the running instances have %d public addresses", spec.mode, in.public)
+		case spec.mode == lockpolicy.ModeVPCEndpointsOnly:
+			reason = fmt.Sprintf("lock mode %s: VPC endpoints only", spec.mode)
+		case spec.mode == lockpolicy.ModeNATEgress:
+			reason = fmt.Sprintf("lock mode %s, but the running instances have no public address and no NAT gateway on their route to the internet: VPC endpoints only", spec.mode)
+		}
+		if err := add(candidate{mode: ModeVPCEndpointsOnly, vpcs: in.vpcs, reason: reason}); err != nil {
 			return nil, err
 		}
 		return out, denyAll(true, tooLarge)

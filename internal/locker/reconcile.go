@@ -2,77 +2,118 @@ package locker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy/ec2addr"
 )
 
-// stateChange locks the roles of the instance in ev.
+// roleRef names a managed role; its ARN gives the partition of AWSDenyAll.
+type roleRef struct {
+	name, arn string
+}
+
+func refOf(role iamtypes.Role) roleRef {
+	return roleRef{name: deref(role.RoleName), arn: deref(role.Arn)}
+}
+
+// stateChange locks the roles of the instance in ev. An instance that is
+// shutting down or terminated is left out of every lock computed in this
+// invocation, whatever DescribeInstances still says of it.
 func (r *run) stateChange(ctx context.Context, ev Event) error {
-	cfg := &r.l.cfg
-	var inst *ec2types.Instance
-	err := r.call(ctx, "ec2:DescribeInstances", true, func(ctx context.Context) error {
-		out, err := cfg.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{ev.InstanceID}})
-		if err != nil {
-			return err
-		}
-		for _, res := range out.Reservations {
-			for i := range res.Instances {
-				if deref(res.Instances[i].InstanceId) == ev.InstanceID {
-					inst = &res.Instances[i]
-				}
-			}
-		}
-		return nil
-	})
-	notFound := isNotFound(err)
-	if err != nil && !notFound {
-		return fmt.Errorf("locker: describe instance %s: %w", ev.InstanceID, err)
+	leaving := ev.State == "shutting-down" || ev.State == "terminated"
+	if leaving {
+		r.gone[ev.InstanceID] = true
+	}
+	_, err := r.instanceChanged(ctx, ev.InstanceID, leaving, ev.State)
+	return err
+}
+
+// instanceChanged reconciles the managed roles of an instance's profile. An
+// instance EC2 does not know makes every managed role reconciled. An
+// instance that is leaving (shutting-down, terminated) and shows no
+// profile any more has its known addresses taken out of whichever lock
+// lists them (reconcileListing); when it shows no address either, nothing
+// is done: see "Which instances" in the package doc. It returns the
+// instance as described (nil when unknown).
+func (r *run) instanceChanged(ctx context.Context, id string, leaving bool, why string) (*ec2types.Instance, error) {
+	inst, err := r.describeInstance(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if inst == nil {
+		r.note("instance %s (%s) is unknown to EC2: reconciling every managed role instead", id, why)
+		return nil, r.reconcileAll(ctx)
 	}
 	var profileARN string
-	if inst != nil && inst.IamInstanceProfile != nil {
+	if inst.IamInstanceProfile != nil {
 		profileARN = deref(inst.IamInstanceProfile.Arn)
 	}
-	if profileARN == "" {
-		gone := inst == nil || ev.State == "terminated" || ev.State == "shutting-down"
-		if !gone {
-			r.report.Notes = append(r.report.Notes, fmt.Sprintf("instance %s has no instance profile: nothing to lock", ev.InstanceID))
-			return nil
-		}
-		// The instance is gone or leaving without telling us its role; its
-		// address must still be taken out of whichever lock lists it.
-		r.report.Notes = append(r.report.Notes, fmt.Sprintf(
-			"instance %s (%s) is gone or shows no instance profile: reconciling every managed role instead", ev.InstanceID, ev.State))
-		return r.reconcileAll(ctx)
+	if profileARN != "" {
+		return inst, r.lockProfile(ctx, profileARN, true)
 	}
-	roles, err := r.profileRoles(ctx, profileARN)
+	if !leaving {
+		r.note("instance %s has no instance profile: nothing to lock", id)
+		return inst, nil
+	}
+	addrs := uniquePrefixes(ec2addr.Of(*inst).SourcePrefixes())
+	if len(addrs) == 0 {
+		r.note("instance %s (%s) shows neither an instance profile nor a public address: its role was reconciled at shutting-down, "+
+			"while EC2 still showed its profile; the schedule is the backstop", id, why)
+		return inst, nil
+	}
+	r.note("instance %s (%s) shows no instance profile: reconciling the managed roles whose lock lists %v", id, why, prefixStrings(addrs))
+	return inst, r.reconcileListing(ctx, prefixStrings(addrs))
+}
+
+// lockProfile reconciles the managed roles of an instance profile and
+// records the others as skipped. retryNotFound is false for a profile that
+// may be gone (one a CloudTrail event names): it is then noted and left.
+func (r *run) lockProfile(ctx context.Context, profileARN string, retryNotFound bool) error {
+	roles, err := r.profileRoles(ctx, profileARN, retryNotFound)
+	if !retryNotFound && isNotFound(err) {
+		r.note("instance profile %s no longer exists: nothing to lock", profileARN)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	if len(roles) == 0 {
-		r.report.Notes = append(r.report.Notes, fmt.Sprintf("instance profile %s has no role: nothing to lock", profileARN))
+		r.note("instance profile %s has no role: nothing to lock", profileARN)
 	}
 	for _, role := range roles {
 		if !r.l.managed(deref(role.Path)) {
-			r.report.Skipped = append(r.report.Skipped, Skip{Role: deref(role.RoleName), Reason: "not managed: path does not start with " + r.l.cfg.RolePath})
+			name := deref(role.RoleName)
+			if !slices.ContainsFunc(r.report.Skipped, func(s Skip) bool { return s.Role == name }) {
+				r.report.Skipped = append(r.report.Skipped, Skip{Role: name, Reason: "not managed: path does not start with " + r.l.cfg.RolePath})
+			}
 			continue
 		}
-		r.report.Results = append(r.report.Results, r.reconcileRole(ctx, deref(role.RoleName)))
+		r.reconcileOnce(ctx, refOf(role))
 	}
 	return nil
 }
 
-// reconcileAll reconciles every managed role: every role under
-// Config.RolePath.
-func (r *run) reconcileAll(ctx context.Context) error {
+// reconcileOnce reconciles a role unless this invocation already did.
+func (r *run) reconcileOnce(ctx context.Context, ref roleRef) {
+	if r.done[ref.name] {
+		return
+	}
+	r.done[ref.name] = true
+	r.report.Results = append(r.report.Results, r.reconcileRole(ctx, ref))
+}
+
+// managedRoles calls each for every managed role: every role ListRoles
+// returns under Config.RolePath.
+func (r *run) managedRoles(ctx context.Context, each func(iamtypes.Role)) error {
 	cfg := &r.l.cfg
-	done := map[string]bool{}
 	var marker *string
 	for {
 		var out *iam.ListRolesOutput
@@ -84,29 +125,37 @@ func (r *run) reconcileAll(ctx context.Context) error {
 			return fmt.Errorf("locker: list roles under %s: %w", cfg.RolePath, err)
 		}
 		for _, role := range out.Roles {
-			name := deref(role.RoleName)
-			if done[name] || !r.l.managed(deref(role.Path)) {
-				continue
+			if r.l.managed(deref(role.Path)) {
+				each(role)
 			}
-			done[name] = true
-			r.report.Results = append(r.report.Results, r.reconcileRole(ctx, name))
 		}
 		if !out.IsTruncated || out.Marker == nil {
-			break
+			return nil
 		}
 		marker = out.Marker
 	}
-	return nil
+}
+
+// reconcileAll reconciles every managed role: every role under
+// Config.RolePath.
+func (r *run) reconcileAll(ctx context.Context) error {
+	return r.managedRoles(ctx, func(role iamtypes.Role) { r.reconcileOnce(ctx, refOf(role)) })
 }
 
 // reconcileRole computes, compares, writes and verifies one role's lock.
-func (r *run) reconcileRole(ctx context.Context, role string) Result {
+func (r *run) reconcileRole(ctx context.Context, ref roleRef) Result {
+	role := ref.name
 	res := Result{Role: role, Addresses: []string{}, SourceIPs: []string{}, VPCs: []string{}}
 	fail := func(err error) Result {
 		res.Action, res.Err, res.Error = ActionError, err, err.Error()
 		return res
 	}
-	st, err := r.describeRole(ctx, role)
+	spec, err := r.lockSpec(ctx, role)
+	if err != nil {
+		return fail(err)
+	}
+	res.LockMode = lockpolicy.Mode(spec.tag)
+	st, err := r.describeRole(ctx, role, spec)
 	if err != nil {
 		return fail(err)
 	}
@@ -114,22 +163,35 @@ func (r *run) reconcileRole(ctx context.Context, role string) Result {
 	if err != nil {
 		return fail(err)
 	}
-	res.Notes = pols.notes
+	res.Notes = append(pols.notes, st.notes...)
 	res.Budget = lockpolicy.MaxRolePolicySize - pols.othersSize
 	current := pols.current
+	// AWSDenyAll is only ever attached by the locker to a role without a
+	// lock (any lock leaves room for the deny-all, which is no larger), so
+	// only such a role is asked about it, and only from such a role does
+	// the locker detach it: an AWSDenyAll that an administrator attached
+	// to a locked role (a quarantine) is never touched.
+	hadLock := current != nil && looksLikeLock(current)
+	attached := false
+	if !hadLock {
+		if attached, err = r.denyAllAttached(ctx, ref); err != nil {
+			return fail(err)
+		}
+	}
 	for {
 		res.Passes++
-		in := st.input()
+		in := st.input(spec)
 		res.Instances = st.instances
 		res.Addresses = prefixStrings(in.addrs)
-		cands, err := plan(in, LockedVPCs(current))
+		cands, err := plan(in, LockedVPCs(current), spec)
 		if err != nil {
 			return fail(err)
 		}
 		first := slices.IndexFunc(cands, func(c candidate) bool { return c.size <= res.Budget })
 		if first < 0 {
-			return fail(fmt.Errorf("locker: lock role %s: no lock fits: the other inline policies use %d of %d characters, the smallest lock needs %d",
-				role, pols.othersSize, lockpolicy.MaxRolePolicySize, cands[len(cands)-1].size))
+			why := fmt.Sprintf("no inline lock fits: the other inline policies use %d of %d characters, the smallest lock needs %d",
+				pols.othersSize, lockpolicy.MaxRolePolicySize, cands[len(cands)-1].size)
+			return r.attachDenyAll(ctx, ref, res, attached, pols.exists || current != nil, in.total > 0, why)
 		}
 		if !samePolicy(current, cands[first].doc) {
 			// About to write: not while CloudFormation deletes the role.
@@ -144,6 +206,10 @@ func (r *run) reconcileRole(ctx context.Context, role string) Result {
 		chosen, wrote, err := r.write(ctx, role, cands[first:], current)
 		res.Mode, res.Reason = chosen.mode, chosen.reason
 		res.SourceIPs, res.VPCs, res.Size = chosen.sourceIPs, chosen.vpcs, chosen.size
+		if errors.Is(err, errNoLockFits) {
+			return r.attachDenyAll(ctx, ref, res, attached, pols.exists || current != nil, in.total > 0,
+				"no inline lock fits: IAM answered LimitExceeded to every one (another inline policy grew)")
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -156,6 +222,14 @@ func (r *run) reconcileRole(ctx context.Context, role string) Result {
 		default:
 			res.Action = ActionUnchanged
 		}
+		if attached {
+			// The inline lock is in place: AWSDenyAll, which this role got
+			// when no inline lock fitted, can go.
+			if err := r.detachDenyAll(ctx, ref); err != nil {
+				return fail(err)
+			}
+			attached, res.Detached = false, true
+		}
 		if !wrote {
 			return res
 		}
@@ -167,14 +241,14 @@ func (r *run) reconcileRole(ctx context.Context, role string) Result {
 		// Verify: another invocation may have written a lock computed from
 		// an older view between our describe and our write. Re-describe; if
 		// the instances changed, compute and write again.
-		next, err := r.describeRole(ctx, role)
+		next, err := r.describeRole(ctx, role, spec)
 		if err != nil {
 			res.Action = ActionError
 			res.Err = fmt.Errorf("locker: verify lock of role %s after writing it: %w", role, err)
 			res.Error = res.Err.Error()
 			return res
 		}
-		if next.input().equal(in) {
+		if next.input(spec).equal(in) {
 			return res
 		}
 		st = next

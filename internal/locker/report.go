@@ -1,6 +1,10 @@
 package locker
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+)
 
 // Action is what the locker did to a role.
 type Action string
@@ -11,9 +15,13 @@ const (
 	ActionUnchanged Action = "unchanged"
 	// ActionWritten means the lock was written.
 	ActionWritten Action = "written"
-	// ActionFallback means the desired lock did not fit the size quota and
-	// a coarser one is in place (written now or already there). The Lambda
-	// should emit a metric and alarm on it.
+	// ActionFallback means the role is not locked the way its mode asks,
+	// but more narrowly (written now or already there): the desired lock
+	// did not fit the size quota and a coarser one is in place (down to the
+	// AWS managed policy AWSDenyAll, ModeManagedDenyAll), or the role's
+	// lock mode tag is not a mode and the VPC-endpoints-only lock is in
+	// place. Result.Reason says which. The Lambda emits a metric and alarms
+	// on it.
 	ActionFallback Action = "fallback"
 	// ActionError means the role could not be reconciled; its lock was
 	// left as it was (never widened).
@@ -35,8 +43,18 @@ type Result struct {
 	// Mode is the shape of the lock now in place (or desired, on error;
 	// empty when skipped before anything was written).
 	Mode Mode `json:"mode,omitempty"`
+	// LockMode is the role's lock mode tag (contract.LockModeTagKey) as
+	// read, "" when the role has none. A value that is not a
+	// lockpolicy.Mode is kept as it is; the lock is then a fallback.
+	LockMode lockpolicy.Mode `json:"lockMode,omitempty"`
 	// Written reports whether PutRolePolicy succeeded during this call.
 	Written bool `json:"written"`
+	// Attached reports whether AWSDenyAll was attached during this call
+	// (ModeManagedDenyAll).
+	Attached bool `json:"attached,omitempty"`
+	// Detached reports whether AWSDenyAll was detached during this call,
+	// because an inline lock fits again.
+	Detached bool `json:"detached,omitempty"`
 	// Reason explains the mode when it is not ModeExact, or why the role
 	// was skipped.
 	Reason string `json:"reason,omitempty"`
@@ -47,10 +65,14 @@ type Result struct {
 	StackStatus string `json:"stackStatus,omitempty"`
 	// Instances are the role's instances that shaped the lock.
 	Instances []Instance `json:"instances,omitempty"`
-	// Addresses are the public addresses found on the live instances.
+	// Addresses are the public addresses the role's mode admits for its
+	// live instances: their own, plus their NAT gateways' in
+	// lockpolicy.ModeNATEgress, none in lockpolicy.ModeVPCEndpointsOnly.
 	Addresses []string `json:"addresses"`
-	// SourceIPs are the addresses or prefixes the lock allows (after any
-	// aggregation; empty in VPC-endpoints-only and deny-all modes).
+	// SourceIPs are the addresses or prefixes the lock allows for the
+	// role's instances (after any aggregation; empty in VPC-endpoints-only
+	// and deny-all modes). The app's Trust.EgressPrefixes, which every lock
+	// but the deny-all ones admits too, are not repeated here.
 	SourceIPs []string `json:"sourceIps"`
 	// VPCs are the VPCs whose endpoints the lock allows.
 	VPCs []string `json:"vpcs"`

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -89,11 +91,35 @@ func backoff(n int, base, max time.Duration, jitter func() float64) time.Duratio
 	return half + time.Duration(jitter()*float64(d-half))
 }
 
-// run is the state of one invocation: the report being built and the API
-// call counters.
+// run is the state of one invocation: the report being built (with the
+// API call counters), the roles already reconciled, the instances the event
+// says are leaving, and what EC2 said about routes and NAT gateways (asked
+// once per invocation, whatever the number of roles).
 type run struct {
 	l      *Locker
 	report *Report
+	// done holds the roles reconciled (or failed) so far.
+	done map[string]bool
+	// gone holds the instances that the event says are shutting down or
+	// terminated: never live, whatever an eventually consistent
+	// DescribeInstances still says.
+	gone map[string]bool
+	// routes holds the route tables of each VPC asked about.
+	routes map[string][]ec2types.RouteTable
+	// nats holds the public addresses of each NAT gateway asked about (none
+	// for one that is unknown, deleted or failed).
+	nats map[string][]netip.Prefix
+}
+
+// newRun starts an invocation.
+func newRun(l *Locker, rep *Report) *run {
+	return &run{l: l, report: rep, done: map[string]bool{}, gone: map[string]bool{},
+		routes: map[string][]ec2types.RouteTable{}, nats: map[string][]netip.Prefix{}}
+}
+
+// note records a decision in the report.
+func (r *run) note(format string, args ...any) {
+	r.report.Notes = append(r.report.Notes, fmt.Sprintf(format, args...))
 }
 
 // call runs fn, one API operation named op, with bounded retries:

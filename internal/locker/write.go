@@ -2,11 +2,16 @@ package locker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 )
+
+// errNoLockFits means IAM answered LimitExceeded to every candidate: the
+// role gets AWSDenyAll (see attachDenyAll).
+var errNoLockFits = errors.New("IAM refused every lock as too large")
 
 // write puts the first candidate that IAM accepts, unless the current
 // lock already means the same. IAM's LimitExceeded (the role's inline
@@ -35,5 +40,5 @@ func (r *run) write(ctx context.Context, role string, cands []candidate, current
 		}
 		last = err
 	}
-	return cands[len(cands)-1], false, fmt.Errorf("locker: put lock on %s: IAM refused every lock as too large: %w", role, last)
+	return cands[len(cands)-1], false, fmt.Errorf("locker: put lock on %s: %w: %w", role, errNoLockFits, last)
 }

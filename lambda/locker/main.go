@@ -1,9 +1,11 @@
 // Command locker is the Defenders locker Lambda (bootstrap of the
 // constructs/locker function). It keeps the locks of EC2 instance roles
 // true when their instances' addresses change: every EventBridge event (an
-// "EC2 Instance State-change Notification" or a "Scheduled Event") goes to
-// internal/locker, which recomputes and rewrites the "defenders-lock"
-// inline policy of the managed roles.
+// "EC2 Instance State-change Notification", an "AWS API Call via
+// CloudTrail" of an EC2 call that changes addresses or instance profiles,
+// or a "Scheduled Event") goes to internal/locker, which recomputes and
+// rewrites the "defenders-lock" inline policy of the managed roles, in the
+// mode each role's defenders:lock-mode tag names.
 //
 // This package is wiring only:
 //
@@ -11,7 +13,10 @@
 //     lock the function's own credentials with internal/lockdown; build
 //     the locker for the roles under DEFENDERS_ROLE_PATH and the inline
 //     policy DEFENDERS_POLICY_NAME (both set by the construct; a missing
-//     one fails the start, see locker.ConfigFromEnv). Roles are managed by
+//     one fails the start, see locker.ConfigFromEnv), rendering the app's
+//     trust from DEFENDERS_TRUSTED_EGRESS_PREFIXES and
+//     DEFENDERS_SHARED_VPC_ENDPOINTS into every lock (optional; a value
+//     that does not parse fails the start). Roles are managed by
 //     path only, as the construct grants the role actions on
 //     arn:aws:iam::ACCOUNT:role/PATH* and nothing else.
 //   - every invocation: handle the event, write one JSON log line and one

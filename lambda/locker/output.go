@@ -48,7 +48,8 @@ type Summary struct {
 	Event locker.EventKind `json:"event"`
 	// Roles is the number of managed roles reconciled.
 	Roles int `json:"roles"`
-	// Written is the number of locks written (fallbacks included).
+	// Written is the number of locks written (fallbacks included), AWSDenyAll
+	// attachments included.
 	Written int `json:"written"`
 	// Fallback is the number of roles whose lock is a size fallback.
 	Fallback int `json:"fallback"`
@@ -76,11 +77,11 @@ type invocation struct {
 	provider *lockdown.Provider
 }
 
-// written counts the roles whose lock was written.
+// written counts the roles whose lock was written, or that got AWSDenyAll.
 func (inv invocation) written() int {
 	n := 0
 	for _, r := range inv.report.Results {
-		if r.Written {
+		if r.Written || r.Attached {
 			n++
 		}
 	}
@@ -144,7 +145,10 @@ type roleLog struct {
 	Role          string        `json:"role"`
 	Action        locker.Action `json:"action"`
 	Mode          locker.Mode   `json:"mode,omitempty"`
+	LockMode      string        `json:"lockMode,omitempty"`
 	Written       bool          `json:"written"`
+	Attached      bool          `json:"attached,omitempty"`
+	Detached      bool          `json:"detached,omitempty"`
 	Instances     int           `json:"instances"`
 	SourceIPs     []string      `json:"sourceIps"`
 	SourceIPCount int           `json:"sourceIpCount"`
@@ -180,7 +184,8 @@ func roleLogs(results []locker.Result) ([]roleLog, int) {
 			ips = ips[:maxLoggedSourceIPs]
 		}
 		out = append(out, roleLog{
-			Role: r.Role, Action: r.Action, Mode: r.Mode, Written: r.Written, Instances: len(r.Instances),
+			Role: r.Role, Action: r.Action, Mode: r.Mode, LockMode: string(r.LockMode), Written: r.Written,
+			Attached: r.Attached, Detached: r.Detached, Instances: len(r.Instances),
 			SourceIPs: ips, SourceIPCount: len(r.SourceIPs), VPCs: r.VPCs, Size: r.Size, Budget: r.Budget,
 			Passes: r.Passes, Reason: r.Reason, Stack: r.Stack, StackStatus: r.StackStatus, Notes: r.Notes, Error: lambdarun.OneLine(r.Error),
 		})

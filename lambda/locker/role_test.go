@@ -12,6 +12,7 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/iameval"
 	"github.com/defenders-cdk/defenders/internal/lambdatest"
+	"github.com/defenders-cdk/defenders/internal/lockpolicy"
 )
 
 // lockerStatements are the statements constructs/locker gives the locker's
@@ -20,30 +21,45 @@ import (
 // step with constructs/locker/locker.go.
 var lockerStatements = []statement{
 	{"WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
-		[]string{"arn:aws:logs:us-east-1:111122223333:log-group:LockerLogs:*"}},
-	{"ReadInstances", []string{"ec2:DescribeInstances"}, []string{"*"}},
-	{"ListRoles", []string{"iam:ListRoles"}, []string{"*"}},
+		[]string{"arn:aws:logs:us-east-1:111122223333:log-group:LockerLogs:*"}, nil},
+	{"ReadInstances", []string{"ec2:DescribeInstances"}, []string{"*"}, nil},
+	{"ReadEgressRoutes", []string{"ec2:DescribeRouteTables", "ec2:DescribeNatGateways"}, []string{"*"}, nil},
+	{"ReadElasticIPs", []string{"ec2:DescribeAddresses"}, []string{"*"}, nil},
+	{"ListRoles", []string{"iam:ListRoles"}, []string{"*"}, nil},
 	{"ReadInstanceProfiles", []string{"iam:GetInstanceProfile", "iam:ListInstanceProfilesForRole"},
-		[]string{"arn:aws:iam::111122223333:instance-profile/*", "arn:aws:iam::111122223333:role/defenders/*"}},
+		[]string{"arn:aws:iam::111122223333:instance-profile/*", "arn:aws:iam::111122223333:role/defenders/*"}, nil},
 	// Before every write: is the role's stack (or its root) being deleted? See
 	// "CloudFormation deletions" in internal/locker.
 	{"ReadStacks", []string{"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks"},
-		[]string{"arn:aws:cloudformation:us-east-1:111122223333:stack/*"}},
+		[]string{"arn:aws:cloudformation:us-east-1:111122223333:stack/*"}, nil},
 	{"MaintainLocksOnManagedRolesOnly", []string{"iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"},
-		[]string{"arn:aws:iam::111122223333:role/defenders/*"}},
+		[]string{"arn:aws:iam::111122223333:role/defenders/*"}, nil},
+	{"ReadLockModes", []string{"iam:ListRoleTags"}, []string{"arn:aws:iam::111122223333:role/defenders/*"}, nil},
+	{"ReadManagedPolicies", []string{"iam:ListAttachedRolePolicies"}, []string{"arn:aws:iam::111122223333:role/defenders/*"}, nil},
+	// The last resort when no inline lock fits, and its undo: AWSDenyAll and no
+	// other policy.
+	{"AttachDenyAllOnManagedRolesOnly", []string{"iam:AttachRolePolicy"}, []string{"arn:aws:iam::111122223333:role/defenders/*"}, denyAllOnly},
+	{"DetachDenyAllOnManagedRolesOnly", []string{"iam:DetachRolePolicy"}, []string{"arn:aws:iam::111122223333:role/defenders/*"}, denyAllOnly},
 }
+
+// denyAllArn is AWSDenyAll in partition aws.
+const denyAllArn = "arn:aws:iam::aws:policy/AWSDenyAll"
+
+// denyAllOnly is the condition of the attach and detach statements.
+var denyAllOnly = map[string]any{"ArnEquals": map[string]any{"iam:PolicyARN": denyAllArn}}
 
 // lockdownStatement is what constructs/internal/golambda.NewRole adds with
 // Props.Lockdown: the function may assume roles under its own unique path
 // (its own role), to lock its credentials.
 var lockdownStatement = statement{"LockdownSelfAssume", []string{"sts:AssumeRole"},
-	[]string{"arn:aws:iam::111122223333:role/defenders-lockdown/c8locker/*"}}
+	[]string{"arn:aws:iam::111122223333:role/defenders-lockdown/c8locker/*"}, nil}
 
 // statement is an Allow statement.
 type statement struct {
 	sid       string
 	actions   []string
 	resources []string
+	condition map[string]any
 }
 
 // lockerPolicy is lockerStatements, and extra, as one IAM policy document.
@@ -51,7 +67,11 @@ func lockerPolicy(t *testing.T, extra ...statement) json.RawMessage {
 	t.Helper()
 	var st []map[string]any
 	for _, s := range append(slices.Clone(lockerStatements), extra...) {
-		st = append(st, map[string]any{"Sid": s.sid, "Effect": "Allow", "Action": s.actions, "Resource": s.resources})
+		m := map[string]any{"Sid": s.sid, "Effect": "Allow", "Action": s.actions, "Resource": s.resources}
+		if s.condition != nil {
+			m["Condition"] = s.condition
+		}
+		st = append(st, m)
 	}
 	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": st})
 	if err != nil {
@@ -79,6 +99,12 @@ func TestTheRoleStatementsAreTheConstructs(t *testing.T) {
 			want := `Actions: jsii.Strings("` + strings.Join(s.actions, `", "`) + `")`
 			if !strings.Contains(text, want) {
 				t.Errorf("constructs/locker/locker.go lacks %s", want)
+			}
+			if s.condition != nil {
+				cond := `Sid: jsii.String("` + s.sid + `"), ` + want + `, Resources: &[]*string{managed}, Conditions: &map[string]interface{}{ "ArnEquals": map[string]interface{}{"iam:PolicyARN": DenyAllPolicyARN(stack)}, },`
+				if !strings.Contains(text, cond) {
+					t.Errorf("constructs/locker/locker.go lacks %s", cond)
+				}
 			}
 		})
 	}
@@ -144,40 +170,65 @@ func TestTheLockerRoleCanWriteLocksOnManagedRolesOnly(t *testing.T) {
 // needs but the construct forgot fails here, not in production.
 func TestEveryCallTheBootstrapMakesIsAllowed(t *testing.T) {
 	c := newCloud(t)
+	withModes(t, c)
 	c.PutInstance(lambdatest.Instance{ID: web2, State: "stopped", VPC: vpcID, PrivateIP: "10.0.1.11", Profile: webProfile})
 	c.SetRolePolicy(webRole, "app", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)
+	// A role without room for any inline lock: AWSDenyAll is attached, then
+	// detached once its other policy shrinks.
+	c.AddRole("full-role", "/defenders/")
+	c.AddInstanceProfile("full-profile", "/", "full-role")
+	c.PutInstance(lambdatest.Instance{ID: "i-0ddddddddddddddd1", State: "running", VPC: vpcID, PrivateIP: "10.0.3.10", PublicIP: "54.10.20.70", Profile: "full-profile"})
+	room := lockpolicy.MaxRolePolicySize - lockpolicy.DenyAll().Size() + 1
+	head, tail := `{"Version":"2012-10-17","Statement":[{"Sid":"Filler","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/`, `"}]}`
+	c.SetRolePolicy("full-role", "app", head+strings.Repeat("k", room-len(head)-len(tail))+tail)
 	f := startLocker(t, c, nil)
 	mustSucceed(t, f, stateChange(t, web1, "running"))
 	mustSucceed(t, f, scheduled(t))
 	mustSucceed(t, f, stateChange(t, adminInst, "running"))
+	mustSucceed(t, f, addressEvent(t))
+	mustSucceed(t, f, event(t, "AWS API Call via CloudTrail", "aws.ec2", map[string]any{"eventSource": "ec2.amazonaws.com",
+		"eventName": "AssociateAddress", "requestParameters": map[string]any{"allocationId": "eipalloc-0a1b2c3d4e5f60718"}}))
+	c.SetRolePolicy("full-role", "app", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)
+	mustSucceed(t, f, stateChange(t, "i-0ddddddddddddddd1", "running"))
+	if len(c.AttachedPolicies("full-role")) != 0 || c.IAM.Count("AttachRolePolicy") == 0 || c.IAM.Count("DetachRolePolicy") == 0 {
+		t.Fatalf("AWSDenyAll was not attached and detached: attached %q, %d attach and %d detach calls",
+			c.AttachedPolicies("full-role"), c.IAM.Count("AttachRolePolicy"), c.IAM.Count("DetachRolePolicy"))
+	}
 
-	paths := map[string]string{webRole: "/defenders/", adminRole: "/", evilRole: "/defendersx/"}
-	profilePaths := map[string]string{webProfile: "/", "admin-profile": "/", "evil-profile": "/defendersx/"}
+	paths := map[string]string{webRole: "/defenders/", adminRole: "/", evilRole: "/defendersx/", natRole: "/defenders/", apiRole: "/defenders/", "full-role": "/defenders/"}
+	profilePaths := map[string]string{webProfile: "/", "admin-profile": "/", "evil-profile": "/defendersx/", natProfile: "/", apiProfile: "/", "full-profile": "/"}
 	seen := map[string]bool{}
 	var reqs []iameval.Request
 	policy := lockerPolicy(t)
-	add := func(action, resource string) {
+	add := func(action, resource string, ctx map[string]any) {
 		name := action + " on " + resource
+		if v, ok := ctx["iam:PolicyARN"]; ok {
+			name += " of " + v.(string)
+		}
 		if seen[name] {
 			return
 		}
 		seen[name] = true
-		reqs = append(reqs, iameval.Request{Name: name, Principal: lockerPrincipal, Action: action, Resource: resource,
+		reqs = append(reqs, iameval.Request{Name: name, Principal: lockerPrincipal, Action: action, Resource: resource, Context: ctx,
 			IdentityPolicies: []iameval.Policy{{Name: "locker", Document: policy}}})
 	}
 	for _, call := range c.EC2.Calls("") {
-		add("ec2:"+call.Action, "*")
+		add("ec2:"+call.Action, "*", nil)
 	}
 	for _, call := range c.IAM.Calls("") {
+		var ctx map[string]any
+		if call.Form.Has("PolicyArn") {
+			ctx = map[string]any{"iam:PolicyARN": call.Form.Get("PolicyArn")}
+		}
 		switch {
 		case call.Form.Has("RoleName"):
 			role := call.Form.Get("RoleName")
-			add("iam:"+call.Action, lambdatest.RoleARN(paths[role], role))
+			add("iam:"+call.Action, lambdatest.RoleARN(paths[role], role), ctx)
 		case call.Form.Has("InstanceProfileName"):
 			p := call.Form.Get("InstanceProfileName")
-			add("iam:"+call.Action, lambdatest.InstanceProfileARN(profilePaths[p], p))
+			add("iam:"+call.Action, lambdatest.InstanceProfileARN(profilePaths[p], p), ctx)
 		default:
-			add("iam:"+call.Action, "*")
+			add("iam:"+call.Action, "*", ctx)
 		}
 	}
 	// The stack look-ups name a role (whose stack the fake knows: web-role's
@@ -188,15 +239,21 @@ func TestEveryCallTheBootstrapMakesIsAllowed(t *testing.T) {
 		case call.Form.Has("PhysicalResourceId"):
 			arn, ok := stackOf[call.Form.Get("PhysicalResourceId")]
 			if !ok {
-				t.Fatalf("a stack look-up for %s, which no stack of the test owns", call.Form.Get("PhysicalResourceId"))
+				arn = "arn:aws:cloudformation:us-east-1:111122223333:stack/unknown/00000000-0000-4000-8000-000000000000"
 			}
-			add("cloudformation:"+call.Action, arn)
+			add("cloudformation:"+call.Action, arn, nil)
 		default:
-			add("cloudformation:"+call.Action, call.Form.Get("StackName"))
+			add("cloudformation:"+call.Action, call.Form.Get("StackName"), nil)
 		}
 	}
 	if c.CloudFormation.Count("") == 0 {
 		t.Error("the bootstrap made no CloudFormation call: the stack look-up is not exercised")
+	}
+	for _, action := range []string{"ec2:DescribeRouteTables", "ec2:DescribeNatGateways", "ec2:DescribeAddresses", "iam:ListRoleTags",
+		"iam:ListAttachedRolePolicies", "iam:AttachRolePolicy", "iam:DetachRolePolicy"} {
+		if !slices.ContainsFunc(reqs, func(r iameval.Request) bool { return r.Action == action }) {
+			t.Errorf("the bootstrap never called %s: its permission is not exercised", action)
+		}
 	}
 	if len(reqs) < 8 {
 		t.Fatalf("only %d distinct calls: %v", len(reqs), seen)

@@ -103,6 +103,8 @@ func TestLockdown(t *testing.T) {
 		{"a role path without slashes fails closed", map[string]string{"DEFENDERS_ROLE_PATH": "defenders"}},
 		{"an invalid policy name fails closed", map[string]string{"DEFENDERS_POLICY_NAME": "no spaces allowed"}},
 		{"an invalid lockdown option fails closed", map[string]string{"DEFENDERS_LOCKDOWN": "true", "DEFENDERS_ROLE_ARN": "not-an-arn"}},
+		{"a private trusted egress prefix fails closed", map[string]string{"DEFENDERS_TRUSTED_EGRESS_PREFIXES": "10.0.0.0/8"}},
+		{"a malformed shared VPC endpoint fails closed", map[string]string{"DEFENDERS_SHARED_VPC_ENDPOINTS": "vpce-nope"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
