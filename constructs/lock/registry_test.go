@@ -24,20 +24,20 @@ func TestARoleGetsOneLock(t *testing.T) {
 		name string
 		// build returns the error of the second call, if any, and the paths the error must name.
 		// Rows build in w.stack, which lock.Everything covers, or in manual, which it does not.
-		build func(w *world, manual awscdk.Stack) (err error, names []string)
+		build func(w *world, manual awscdk.Stack) (names []string, err error)
 		// annotated: the error is an annotation at synth (the aspect), not a returned error.
 		annotated bool
 	}
 	rows := []row{
-		{"lock.ForInstance and lock.Everything on the same instance", func(w *world, _ awscdk.Stack) (error, []string) {
+		{"lock.ForInstance and lock.Everything on the same instance", func(w *world, _ awscdk.Stack) ([]string, error) {
 			inst := w.instance(w.stack, "Both", awsec2.SubnetType_PUBLIC, nil)
 			_, err := lock.ForInstance(w.stack, "BothLock", inst, inst.Role(), w.vpc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return nil, []string{"work/BothLock", "work/Both", "lock.Everything"}
+			return []string{"work/BothLock", "work/Both", "lock.Everything"}, nil
 		}, true},
-		{"lock.ForInstance twice on instances that share a role", func(w *world, manual awscdk.Stack) (error, []string) {
+		{"lock.ForInstance twice on instances that share a role", func(w *world, manual awscdk.Stack) ([]string, error) {
 			role := awsiam.NewRole(manual, jsii.String("Twice"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil)})
 			a := w.instance(manual, "TwiceA", awsec2.SubnetType_PUBLIC, role)
 			b := w.instance(manual, "TwiceB", awsec2.SubnetType_PUBLIC, role)
@@ -45,15 +45,15 @@ func TestARoleGetsOneLock(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := lock.ForInstance(manual, "TwiceBLock", b, role, w.vpc)
-			return err, []string{"manual/TwiceALock", "manual/TwiceBLock", "manual/Twice"}
+			return []string{"manual/TwiceALock", "manual/TwiceBLock", "manual/Twice"}, err
 		}, false},
-		{"lock.New with the lock's policy name on a role lock.ForInstance locked", func(w *world, manual awscdk.Stack) (error, []string) {
+		{"lock.New with the lock's policy name on a role lock.ForInstance locked", func(w *world, manual awscdk.Stack) ([]string, error) {
 			inst := w.instance(manual, "Named", awsec2.SubnetType_PUBLIC, nil)
 			if _, err := lock.ForInstance(manual, "NamedLock", inst, inst.Role(), w.vpc); err != nil {
 				t.Fatal(err)
 			}
 			_, err := lock.New(manual, "NamedAgain", &lock.Props{Role: inst.Role(), VPCs: []string{*w.vpc.VpcId()}, PolicyName: lock.LockPolicyName})
-			return err, []string{"manual/NamedLock", "manual/NamedAgain"}
+			return []string{"manual/NamedLock", "manual/NamedAgain"}, err
 		}, false},
 	}
 	w := newWorld(t)
@@ -66,7 +66,7 @@ func TestARoleGetsOneLock(t *testing.T) {
 		}
 		manual := awscdk.NewStack(w.app, jsii.String("manual"), nil)
 		for i, r := range rows {
-			errs[i], names[i] = r.build(w, manual)
+			names[i], errs[i] = r.build(w, manual)
 		}
 		asm = cdktest.Synth(t, w.app)
 	})
