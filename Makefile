@@ -109,7 +109,7 @@ bench: tools
 	go test -run '^$$' -bench 'CWLBatch1000' -benchmem -cpu 1 -count 5 ./internal/detect/
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./internal/cloudtrail/
 	go test -run '^$$' -bench . -benchtime 20x ./lambda/detector/
-	go test -count=1 -v -run 'TestPerformance|TestFigure' ./lambda/locker/ ./lambda/detector/ | grep -E '^\s+\S+_test.go:[0-9]+: '
+	DEFENDERS_FIGURES=1 go test -count=1 -v -run 'TestPerformance|TestFigure' ./lambda/locker/ ./lambda/detector/ ./internal/cloudtrail/ | grep -E '^\s+\S+_test.go:[0-9]+: '
 	scripts/bench-synth.sh 7
 
 # The policy review report of the synthesized app (Markdown for a pull request; --json for machines).

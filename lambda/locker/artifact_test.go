@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ func TestTheBootstrapLinksNoCDK(t *testing.T) {
 // takes to reach IAM as a written lock and how many API calls an event
 // costs. The figures are in the test log (go test -v -run Performance).
 func TestPerformance(t *testing.T) {
+	if os.Getenv("DEFENDERS_FIGURES") == "" {
+		t.Skip("a measurement: make bench runs it (DEFENDERS_FIGURES=1)")
+	}
 	const n = 20
 	c := newCloud(t)
 	f := startLocker(t, c, nil)
