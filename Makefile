@@ -13,7 +13,10 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export npm_config_update_notifier := false
 
 GO_PKGS := ./...
-FUZZTIME ?= 3s
+MODULE := github.com/defenders-cdk/defenders
+# make fuzz: the long runs; make test runs every target for FUZZ_SMOKE.
+FUZZTIME ?= 1m
+FUZZ_SMOKE := 1s
 
 # aws-cdk-go versions that make compat proves: the oldest we support is the one go.mod requires
 # (Go's minimum version selection never gives an importer less); the newest is whatever the Go
@@ -22,13 +25,14 @@ CDK_MODULE := github.com/aws/aws-cdk-go/awscdk/v2
 CDK_OLDEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE))
 CDK_NEWEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE)@latest)
 
-.PHONY: help tools modules synth test vet fmt-check staticcheck unit race examples compat lint-workflows fuzz bench review pin-ssh clean
+.PHONY: help tools modules synth test vet fmt-check staticcheck unit race examples compat lint-workflows fuzz fuzz-smoke bench review pin-ssh clean
 
 help:
 	@echo "make synth    install what is missing, synthesize every stack into cdk.out/ (offline works)"
 	@echo "make test     the whole test suite (vet, gofmt, unit, snapshot, IAM-evaluator, cfn-lint, compat, short fuzz)"
 	@echo "make compat   an outside module on the oldest and the newest aws-cdk-go: build, test, cdk synth, cfn-lint"
-	@echo "make bench    benchmarks and synth timing"
+	@echo "make fuzz     every fuzz target for FUZZTIME (default 1m; make test runs each for 1s)"
+	@echo "make bench    benchmarks, measurements and synth timing"
 	@echo "make pin-ssh  look up this workstation's address once and pin it in cdk.context.json"
 
 # npm dev tools (CDK CLI, Node 22, the IAM evaluator) live in .tools/, where Go's ./... does not look.
@@ -64,16 +68,21 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 staticcheck:
 	go run $(STATICCHECK) $(GO_PKGS)
 
+# Every package once: the pure-Go ones (internal/) under the race detector (the Lambdas' logic is
+# concurrent), everything else plainly.
 unit: tools
-	go test -count=1 $(GO_PKGS)
+	go test -count=1 $$(go list $(GO_PKGS) | grep -v '^$(MODULE)/internal/')
 
-# The pure-Go packages under the race detector (the Lambdas' logic is concurrent).
 race: tools
 	go test -race -count=1 ./internal/...
 
-# A short run of every fuzz target (go test -fuzz takes one target per run). Minimizing a new
+# Every fuzz target in turn (go test -fuzz takes one target per run): make fuzz for the long runs,
+# make fuzz-smoke (in make test) for a short one. Minimizing a new
 # input may take 60 s by default; 100 runs per input keep a short run's time on new inputs (with 1s the
 # assembly target ran 790 inputs in 30 s, with 100x 24,000).
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
+
 fuzz:
 	@set -e; for pkg in $$(go list ./internal/...); do \
 	  for t in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
@@ -99,7 +108,7 @@ compat: tools
 	scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
 
 # Each step in turn, then one line with what ran and how long each step took.
-TEST_STEPS := vet fmt-check staticcheck unit race examples compat lint-workflows fuzz
+TEST_STEPS := vet fmt-check staticcheck unit race examples compat lint-workflows fuzz-smoke
 test: tools
 	@MAKE="$(MAKE)" scripts/steps.sh $(TEST_STEPS)
 
@@ -109,7 +118,7 @@ bench: tools
 	go test -run '^$$' -bench 'CWLBatch1000' -benchmem -cpu 1 -count 5 ./internal/detect/
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./internal/cloudtrail/
 	go test -run '^$$' -bench . -benchtime 20x ./lambda/detector/
-	DEFENDERS_FIGURES=1 go test -count=1 -v -run 'TestPerformance|TestFigure' ./lambda/locker/ ./lambda/detector/ ./internal/cloudtrail/ | grep -E '^\s+\S+_test.go:[0-9]+: '
+	DEFENDERS_FIGURES=1 go test -count=1 -v -run 'TestPerformance|TestFigure|TestAFiveThousand' ./lambda/locker/ ./lambda/detector/ ./internal/cloudtrail/ ./internal/review/ | grep -E '^\s+\S+_test.go:[0-9]+: '
 	scripts/bench-synth.sh 7
 
 # The policy review report of the synthesized app (Markdown for a pull request; --json for machines).

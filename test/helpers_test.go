@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -24,11 +26,56 @@ type synthed struct {
 	Dir       string
 }
 
+// synthCache holds the apps synthesized without a checkip client, by context and environment:
+// eleven tests read the same pinned app, which costs about 2 s per synth. Tests only read a
+// cached app (its templates, its directory); TestMain removes the directories.
+var synthCache = struct {
+	sync.Mutex
+	apps map[string]*synthed
+	dirs []string
+}{apps: map[string]*synthed{}}
+
+// TestMain removes the cached apps' directories after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range synthCache.dirs {
+		_ = os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // synth builds the Defenders app with the given context (plus the test defaults) exactly as
-// main.go does, and synthesizes it into a temporary directory.
+// main.go does, and synthesizes it into a temporary directory. Without a client the result is
+// shared by every test that asks for the same context and environment (read it, never change it).
 func synth(t *testing.T, ctx map[string]any, client *http.Client) *synthed {
 	t.Helper()
-	out := &synthed{Templates: map[string]map[string]any{}, Dir: t.TempDir()}
+	if client != nil {
+		return synthInto(t, ctx, client, t.TempDir())
+	}
+	b, err := json.Marshal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := string(b) + "\x00" + os.Getenv("CDK_DEFAULT_ACCOUNT") + "\x00" + os.Getenv("CDK_DEFAULT_REGION")
+	synthCache.Lock()
+	defer synthCache.Unlock()
+	if s, ok := synthCache.apps[key]; ok {
+		return s
+	}
+	dir, err := os.MkdirTemp("", "defenders-test-synth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	synthCache.dirs = append(synthCache.dirs, dir)
+	s := synthInto(t, ctx, nil, dir)
+	synthCache.apps[key] = s
+	return s
+}
+
+// synthInto synthesizes the app into dir.
+func synthInto(t *testing.T, ctx map[string]any, client *http.Client, dir string) *synthed {
+	t.Helper()
+	out := &synthed{Templates: map[string]map[string]any{}, Dir: dir}
 	full := map[string]any{
 		// Tests never reach the internet: unless a test says otherwise, point checkip at a closed
 		// local port so that the lookup fails fast and the app fails closed.

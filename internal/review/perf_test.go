@@ -157,8 +157,8 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestAFiveThousandResourceTemplateIsReviewedInUnderHalfASecond(t *testing.T) {
-	if testing.Short() || raceDetector {
-		t.Skip("timing test: meaningless under -short or the race detector (make test's unit run checks it)")
+	if os.Getenv("DEFENDERS_FIGURES") == "" || raceDetector {
+		t.Skip("a timing test: make bench runs it (DEFENDERS_FIGURES=1); meaningless under the race detector")
 	}
 	path := writeBigAssembly(t, 10, 500)
 	rep, err := Review(path)
