@@ -3,7 +3,7 @@
 // CloudTrail records against it and says which calls it WOULD deny, per
 // account and role.
 //
-// It has three parts, all pure Go:
+// It has four parts, all pure Go:
 //
 //   - Policy, an evaluator for the deny-only documents that
 //     internal/lockpolicy renders (the lock, DenyAll, the SCP): Deny
@@ -20,6 +20,14 @@
 //     tags (Options). What the record does not tell is UNKNOWN, not absent.
 //   - Report, which aggregates verdicts per account and role, bounded in
 //     memory, and renders deterministic JSON and Markdown.
+//   - Across invocations: LogLine, the log line in which the detector's
+//     runner (internal/shadowrun) publishes one invocation's Summary
+//     (Shrink keeps it within one CloudWatch Logs event); LogReader and
+//     ReadReports, which read such lines back from what the CloudWatch
+//     Logs tools print; Merger and Merge, which add Summaries up within the
+//     same caps (merging the summaries of disjoint sets of records gives
+//     the summary of all of them); Summary.Validate for summaries read
+//     from outside. `review --shadow` (cmd/review) is built on them.
 //
 // # Three-valued evaluation
 //

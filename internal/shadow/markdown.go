@@ -18,7 +18,11 @@ const maxRoleCellBytes = 512
 // (it cannot end a cell or a line, start a heading, link, emphasis or HTML)
 // and cut to a bounded length.
 func (r *Report) WriteMarkdown(w io.Writer) error {
-	s := r.Summary()
+	return r.Summary().WriteMarkdown(w)
+}
+
+// WriteMarkdown renders s as Report.WriteMarkdown does.
+func (s Summary) WriteMarkdown(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, "## Shadow mode: what the policy would deny\n\n")
 	fmt.Fprintf(b, "%s evaluated: %d would be denied, %d undetermined", plural(s.Calls, "call"), s.WouldDeny, s.Undetermined)
@@ -26,6 +30,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(b, "; %s could not be evaluated", plural(s.Errors, "record"))
 	}
 	b.WriteString(".\n")
+	if s.Trimmed {
+		b.WriteString("\nSome reports were too large for one log line: examples were dropped or roles counted under Other roles; the counts are exact.\n")
+	}
 	if s.Undetermined > 0 {
 		b.WriteString("\nAn undetermined call depends on a fact its record does not carry (the example says which): it is neither allowed nor denied.\n")
 	}
@@ -39,7 +46,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if s.Other != nil {
-		fmt.Fprintf(b, "\n### Other roles\n\nCalls of the (account, role) pairs first seen after %d pairs were tracked, counted together.\n\n", s.MaxRoles)
+		fmt.Fprintf(b, "\n### Other roles\n\nCalls of the (account, role) pairs beyond the %d listed one by one, counted together.\n\n", s.MaxRoles)
 		tableHeader(b)
 		tableRow(b, "(other roles)", *s.Other)
 	}

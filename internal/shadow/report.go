@@ -86,21 +86,16 @@ type sidStats struct {
 
 // NewReport returns an empty report.
 func NewReport(o ReportOptions) *Report {
-	if o.MaxExamples == 0 {
-		o.MaxExamples = DefaultMaxExamples
-	}
-	if o.MaxRoles <= 0 {
-		o.MaxRoles = DefaultMaxRoles
-	}
-	if o.MaxErrors == 0 {
-		o.MaxErrors = DefaultMaxErrors
-	}
-	return &Report{o: o, roles: map[roleKey]*roleStats{}}
+	return &Report{o: o.withDefaults(), roles: map[roleKey]*roleStats{}}
 }
 
 // Add counts the call rec records, with the verdict a policy gave it. A
 // record that names no account or principal (see FromRecord), or a verdict
 // without a Decision, is counted by AddError instead: never as allowed.
+// An undetermined verdict counts once for every statement its Unknown
+// names; an Unknown without a Sid (a fact the whole policy depends on, such
+// as an instance the inventory does not know) counts for no statement, but
+// gives the example its reason all the same.
 func (r *Report) Add(rec *cloudtrail.Record, v Verdict) {
 	if rec == nil {
 		r.AddError(nil, fmt.Errorf("shadow: %w: no record", ErrMalformedRecord))
@@ -145,7 +140,9 @@ func (r *Report) Add(rec *cloudtrail.Record, v Verdict) {
 		st.undetermined++
 		r.undetermined++
 		for _, u := range v.Unknown {
-			st.sid(u.Sid).undetermined++
+			if u.Sid != "" {
+				st.sid(u.Sid).undetermined++
+			}
 		}
 		st.undet = keepEarliest(st.undet, undet, r.o.MaxExamples)
 	}
@@ -321,6 +318,9 @@ type Summary struct {
 	// ErrorExamples are up to MaxErrors of the records that could not be
 	// evaluated, sorted by message.
 	ErrorExamples []ErrorExample `json:"errorExamples,omitempty"`
+	// Trimmed says that examples were dropped or roles folded into Other
+	// to fit a size (Shrink); the counts are exact all the same.
+	Trimmed bool `json:"trimmed,omitempty"`
 }
 
 // AccountSummary is one account's calls.
