@@ -23,6 +23,9 @@ type App struct {
 	Matt, Luke   *DefenderStack
 	Detector     *DetectorStack // nil when defenders:detector is false
 	Locker       *LockerStack   // nil when defenders:locker is false
+	// Organization holds the stacks of organisation mode (nil unless defenders:organizationId
+	// is set); its central stack's detector then replaces Detector (nil).
+	Organization *OrganizationStacks
 }
 
 // FromContext reads the defenders: context of app, resolves the SSH source (context override,
@@ -75,7 +78,13 @@ func Build(app awscdk.App, cfg Config, ssh checkip.Resolution) (*App, error) {
 		return nil, err
 	}
 	var alarmTopic string
-	if cfg.Detector {
+	if cfg.Organization.Enabled() {
+		// One detector for the administrator account and the organisation: the central one.
+		if out.Organization, err = NewOrganization(app, cfg); err != nil {
+			return nil, err
+		}
+		alarmTopic = *out.Organization.Central.Detector.Topic().TopicArn()
+	} else if cfg.Detector {
 		if out.Detector, err = NewDetector(app, cfg.StackName("detector"), cfg); err != nil {
 			return nil, err
 		}

@@ -48,6 +48,8 @@ var KnownKeys = []string{
 	KeySSHCIDR, KeyCheckipURL, KeyPrefix, KeyMaxAzs, KeyNATGateways, KeyInstanceType, KeyManagedPolicies,
 	KeyDetector, KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, KeyDetectorConc, KeyLocker, KeyLockerConc, KeyLockdown,
 	KeyTrustedEgress, KeySharedEndpoints,
+	KeyOrganizationID, KeyOrganizationTargets, KeyOrganizationRegions, KeyOrganizationCallAs,
+	KeySCP, KeySCPTargets, KeySCPRestrictInternet, KeySCPExemptAccounts, KeySCPExemptRoleTag,
 }
 
 // KeyPrefixNamespace is the prefix of every Defenders context key.
@@ -98,6 +100,9 @@ type Config struct {
 	// (KeyTrustedEgress, KeySharedEndpoints): rendered into every lock, by the
 	// deploy-time lock and by the locker, and honoured by the detector.
 	Trust lockpolicy.Trust
+	// Organization is organisation mode (defenders:organizationId and the keys after it);
+	// the zero value when it is off (stacks/organization.go).
+	Organization OrganizationConfig
 	// Account and Region make every stack environment-specific when set (FromContext takes them
 	// from CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION when defenders:maxAzs is above 2: an
 	// environment-agnostic stack can only use 2 Availability Zones).
@@ -226,6 +231,9 @@ func LoadConfig(get Getter) (Config, error) {
 		return c, err
 	}
 	if c.LockerReservedConcurrency, err = intValue(get, KeyLockerConc, 0, 0, 100); err != nil {
+		return c, err
+	}
+	if c.Organization, err = loadOrganization(get, c); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -33,9 +33,6 @@ func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorSt
 	if err != nil {
 		return nil, fmt.Errorf("detector stack (context %s, %s, %s): %w", KeyAlertEmail, KeyTrailLogGroup, KeyDetectorRegions, err)
 	}
-	suppress(d.Function().Role(),
-		nag("AwsSolutions-IAM5", "ec2:DescribeInstances, DescribeNatGateways, DescribeVpcEndpoints and DescribeRegions support no resource-level permissions; they are read-only and needed for the address inventory."))
-	suppress(d.DeadLetterQueue(),
-		nag("AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the detector."))
+	suppressDetector(d)
 	return &DetectorStack{Stack: st, Detector: d}, nil
 }

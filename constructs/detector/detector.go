@@ -14,7 +14,8 @@
 // account; EventBridge delivers each event in the region where the call was made (global
 // services such as IAM in us-east-1), so deploy one detector per region you run instances in,
 // plus us-east-1 for calls to global services. Records of other accounts are skipped and
-// counted, records of instances in other regions are judged against those regions.
+// counted (unless in organisation mode, below), records of instances in other regions are
+// judged against those regions.
 //
 // Nothing is lost: failed publishes are retried in the function, what still fails goes to the
 // dead-letter queue, failed invocations are retried by Lambda and then land in the same queue,
@@ -23,6 +24,25 @@
 // Give the detector the app's Trust (Props.Trust, the lock.Trust of the app's locks): it then
 // accepts what the locks admit besides each instance's own position, calls from the trusted
 // egress prefixes and, through the shared VPC endpoints, from the instance's own private IPv4.
+//
+// # Organisation mode
+//
+// With Props.Organization the detector, deployed in a security account, is the central
+// detector of an AWS Organization. The member accounts forward their instance sessions to a
+// central event bus (Organization.Bus; their rules use InstanceSessionPattern and RuleState),
+// on which the detector gets a rule with the same pattern and state, and every member account
+// has a read-only role (Organization.MemberRoleName, at path "/", from the member template)
+// that trusts the detector's role within the organisation. The function may assume that role
+// name in accounts of the organisation only (a Condition on aws:ResourceOrgID), and judges
+// each record against the inventory of the account whose credentials made the call, in the
+// region the instance lives in, through that account's member role. An account whose role
+// cannot be assumed (its member stack is missing) raises an AccountNotCovered alert, once per
+// account and dedupe window; STS throttling leaves records undecided and retried. Alerts name
+// the account (account) and region (region, instance_region). See "Organisation mode" in
+// internal/detect for the semantics and internal/detectorfn for the limits and metrics: per
+// account, only the alerts get a CloudWatch dimension (a metric per account costs USD 0.30 a
+// month each); every other figure is one metric for the function, with the batch's account as
+// a log property.
 package detector
 
 import (
@@ -69,12 +89,22 @@ const (
 
 	EnvTrustedEgressPrefixes = contract.EnvTrustedEgressPrefixes
 	EnvSharedVPCEndpoints    = contract.EnvSharedVPCEndpoints
+
+	EnvOrganizationID = contract.EnvOrganizationID
+	EnvMemberRoleName = contract.EnvMemberRoleName
 )
 
-// EventPattern is the EventBridge pattern: CloudTrail API calls made with an assumed-role
-// session whose name is an instance id (instance-profile credentials), not by an AWS service.
-func EventPattern() *awsevents.EventPattern {
+// InstanceSessionPattern is the EventBridge pattern of the detector's rules: CloudTrail API
+// calls made with an assumed-role session whose name is an instance id (instance-profile
+// credentials), not by an AWS service. The member accounts' rules that forward to the central
+// bus of an Organization use it too, so that the bus carries what the detector reads and no
+// more (set their state to RuleState as well).
+func InstanceSessionPattern() *awsevents.EventPattern {
 	return &awsevents.EventPattern{
+		// Only events AWS services emit: PutEvents refuses a source that starts with "aws.", so a
+		// principal allowed to write to the organisation's central bus cannot inject a forged
+		// CloudTrail record (the detail-type is free text).
+		Source:     awsevents.Match_Prefix(jsii.String("aws.")),
 		DetailType: jsii.Strings("AWS API Call via CloudTrail"),
 		Detail: &map[string]interface{}{
 			"userIdentity": map[string]interface{}{
@@ -85,6 +115,9 @@ func EventPattern() *awsevents.EventPattern {
 		},
 	}
 }
+
+// EventPattern is InstanceSessionPattern (its older name).
+func EventPattern() *awsevents.EventPattern { return InstanceSessionPattern() }
 
 // RuleState is the EventBridge rule state that delivers read-only CloudTrail management events
 // as well as write ones (EventBridge's default, ENABLED, delivers only the latter).
@@ -139,8 +172,29 @@ type Props struct {
 	// like the locks' (public prefixes, no /0, vpce- ids); tokens pass and are validated by the
 	// function at cold start. Default: nothing.
 	Trust lock.Trust
+	// Organization makes the detector the central detector of an AWS Organization (see
+	// "Organisation mode" in the package documentation). Default: nil, the detector judges its
+	// own account's instance sessions and skips (and counts) the others'.
+	Organization *Organization
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
+}
+
+// Organization is the central detector's organisation: where the member accounts' instance
+// sessions arrive and how their inventories are read.
+type Organization struct {
+	// ID is the organisation's id (o- and 10 to 32 lower-case letters or digits). The function
+	// may assume MemberRoleName only in accounts of this organisation (aws:ResourceOrgID).
+	ID string
+	// Bus is the central event bus the member accounts forward their instance sessions to
+	// (their rules use InstanceSessionPattern). The detector gets a rule on it with the same
+	// pattern and state as its local rule. When Bus is this account's default bus, the local
+	// rule already reads it and no second rule is made.
+	Bus awsevents.IEventBus
+	// MemberRoleName is the read-only role, at path "/", that every member account has (deployed
+	// by the member template), trusting this detector's role within the organisation; the
+	// detector assumes it to read that account's EC2 inventory.
+	MemberRoleName string
 }
 
 // Detector is the CloudTrail detector.
@@ -166,6 +220,8 @@ func (d *detector) Topic() awssns.Topic           { return d.topic }
 func (d *detector) DeadLetterQueue() awssqs.Queue { return d.dlq }
 
 var (
+	orgIDRE    = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 	emailRE    = regexp.MustCompile(`^[^@\s",;<>]+@[^@\s",;<>]+\.[A-Za-z]{2,}$`)
 	logGroupRE = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
 	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
@@ -187,6 +243,16 @@ func (p *Props) Validate() error {
 	}
 	if _, err := p.trust(); err != nil {
 		return err
+	}
+	if o := p.Organization; o != nil {
+		switch {
+		case !orgIDRE.MatchString(o.ID):
+			return fmt.Errorf("detector: Props.Organization.ID %q is not an organisation id (o- and 10 to 32 lower-case letters or digits)", o.ID)
+		case o.Bus == nil:
+			return fmt.Errorf("detector: Props.Organization.Bus is required: the central bus the member accounts forward to")
+		case !roleNameRE.MatchString(o.MemberRoleName):
+			return fmt.Errorf("detector: Props.Organization.MemberRoleName %q is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)", o.MemberRoleName)
+		}
 	}
 	seen := map[string]bool{}
 	for i, r := range p.Regions {
@@ -301,6 +367,22 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 			"ec2:DescribeVpcEndpoints", "ec2:DescribeRegions"),
 		Resources: jsii.Strings("*"),
 	}))
+	if o := props.Organization; o != nil {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			// Organisation mode: read each member account's inventory through its member role.
+			// The role name alone would let the function assume a role of that name in ANY account
+			// (an outsider could create one trusting this role and feed it a made-up inventory
+			// that vouches for the attacker's address); aws:ResourceOrgID limits it to the
+			// organisation's accounts. The path is "/": a role of that name elsewhere in the path
+			// tree does not match.
+			Sid:       jsii.String("AssumeMemberInventoryRole"),
+			Actions:   jsii.Strings("sts:AssumeRole"),
+			Resources: &[]*string{awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), stack.Partition(), jsii.String(":iam::*:role/" + o.MemberRoleName)})},
+			Conditions: &map[string]interface{}{
+				"StringEquals": map[string]interface{}{"aws:ResourceOrgID": o.ID},
+			},
+		}))
+	}
 	d.topic.GrantPublish(role)    // sns:Publish on this topic only (and kms on its key)
 	d.dlq.GrantSendMessages(role) // alerts that failed every publish attempt
 
@@ -322,6 +404,10 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	if shared != "" {
 		env[EnvSharedVPCEndpoints] = jsii.String(shared)
 	}
+	if o := props.Organization; o != nil {
+		env[EnvOrganizationID] = jsii.String(o.ID)
+		env[EnvMemberRoleName] = jsii.String(o.MemberRoleName)
+	}
 	for k, v := range lockEnv {
 		env[k] = v
 	}
@@ -333,19 +419,10 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		Env:         env,
 	})
 
-	rule := awsevents.NewRule(d, jsii.String("CloudTrailCalls"), &awsevents.RuleProps{
-		Description:  jsii.String("Instance-role API calls (CloudTrail management events, read-only included) for the Defenders detector"),
-		EventPattern: EventPattern(),
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(d.fn, &awseventstargets.LambdaFunctionProps{
-			DeadLetterQueue: d.dlq,
-			RetryAttempts:   jsii.Number(8),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
-		})},
-	})
-	// ENABLED delivers only write management events; this state adds the read-only ones
-	// (Describe*, List*, Get*) that credential exfiltration starts with. Set through the L1
-	// property so that it works with every supported aws-cdk-go version.
-	rule.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("State"), jsii.String(RuleState))
+	d.rule(nil, "CloudTrailCalls", "Instance-role API calls (CloudTrail management events, read-only included) for the Defenders detector")
+	if o := props.Organization; o != nil && !isDefaultBus(o.Bus) {
+		d.rule(o.Bus, "OrganizationCalls", "Member accounts' instance-role API calls, forwarded to the central bus, for the Defenders detector")
+	}
 	if props.TrailLogGroupName != "" {
 		lg := awslogs.LogGroup_FromLogGroupName(d, jsii.String("Trail"), jsii.String(props.TrailLogGroupName))
 		awslogs.NewSubscriptionFilter(d, jsii.String("TrailSubscription"), &awslogs.SubscriptionFilterProps{
@@ -363,4 +440,30 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 		d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	dead.AddAlarmAction(alarmAction)
 	return d, nil
+}
+
+// rule makes an EventBridge rule on bus (nil: the account's default bus) with
+// InstanceSessionPattern, targeting the function.
+func (d *detector) rule(bus awsevents.IEventBus, id, description string) {
+	rule := awsevents.NewRule(d, jsii.String(id), &awsevents.RuleProps{
+		Description:  jsii.String(description),
+		EventBus:     bus,
+		EventPattern: InstanceSessionPattern(),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(d.fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: d.dlq,
+			RetryAttempts:   jsii.Number(8),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+		})},
+	})
+	// ENABLED delivers only write management events; this state adds the read-only ones
+	// (Describe*, List*, Get*) that credential exfiltration starts with. EventBridge accepts it on
+	// custom buses too. Set through the L1 property so that it works with every supported
+	// aws-cdk-go version.
+	rule.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("State"), jsii.String(RuleState))
+}
+
+// isDefaultBus reports whether bus is an account's default bus (its name is "default").
+func isDefaultBus(bus awsevents.IEventBus) bool {
+	name := bus.EventBusName()
+	return name != nil && !*awscdk.Token_IsUnresolved(name) && *name == "default"
 }

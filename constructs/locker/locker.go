@@ -91,7 +91,15 @@ type Props struct {
 	// are validated (tokens pass) and set as DEFENDERS_TRUSTED_EGRESS_PREFIXES and
 	// DEFENDERS_SHARED_VPC_ENDPOINTS.
 	Trust lock.Trust
-	// Code overrides the function code (tests). Default: built from Package with go build.
+	// Code is the function's code: a build of Package (the construct's environment and
+	// permissions are that program's). Default: built from Package with a local go build
+	// (constructs/internal/golambda) and staged as a CDK asset of this stack.
+	//
+	// Give awslambda.Code_FromBucket to take it from an S3 location instead, for a stack that
+	// cannot have CDK assets: a StackSet's member template is deployed into accounts that are
+	// not CDK-bootstrapped, so constructs/organization copies the bundled locker into a bucket
+	// of the Region the member lockers run in and gives them Code_FromBucket(bucket named with
+	// Fn::Sub, content-addressed key). Tests give a stand-in asset.
 	Code awslambda.Code
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/locker"
@@ -102,5 +103,49 @@ func TestTheLambdaReadsTheEnvironmentTheConstructWrites(t *testing.T) {
 	}
 	if _, err := internallocker.ConfigFromEnv(func(string) string { return "" }); err == nil {
 		t.Error("an empty environment was accepted: a renamed variable would go unnoticed")
+	}
+}
+
+// TestTheLockerTakesItsCodeFromAnS3Location: with Props.Code from a bucket (a literal name, or a
+// Fn::Sub of the Region as a StackSet member template names it), the function's Code is that
+// bucket and key, and the stack stages no asset (a member account has no CDK bootstrap bucket).
+func TestTheLockerTakesItsCodeFromAnS3Location(t *testing.T) {
+	cases := []struct {
+		name       string
+		bucket     func(st awscdk.Stack) *string
+		wantBucket string // compact JSON of Code.S3Bucket
+	}{
+		{"a bucket named literally", func(awscdk.Stack) *string { return jsii.String("code-bucket-eu-west-1") }, `"code-bucket-eu-west-1"`},
+		{"a bucket named per Region with Fn::Sub", func(awscdk.Stack) *string {
+			return awscdk.Fn_Sub(jsii.String("code-bucket-${AWS::Region}"), nil)
+		}, `{"Fn::Sub":"code-bucket-${AWS::Region}"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			app := cdktest.NewApp(t, nil)
+			var asm *cdktest.Assembly
+			cdktest.NoPanic(t, func() {
+				st := awscdk.NewStack(app, jsii.String("locker"), nil)
+				b := awss3.Bucket_FromBucketName(st, jsii.String("Code"), c.bucket(st))
+				if _, err := locker.New(st, "locker", &locker.Props{Code: awslambda.Code_FromBucket(b, jsii.String("locker/abc.zip"), nil)}); err != nil {
+					t.Fatal(err)
+				}
+				asm = cdktest.Synth(t, app)
+			})
+			fns := cdktest.Resources(asm.Templates["locker"], "AWS::Lambda::Function")
+			if len(fns) != 1 {
+				t.Fatalf("%d functions", len(fns))
+			}
+			for _, fn := range fns {
+				code, _ := cdktest.Props(fn)["Code"].(map[string]any)
+				got, _ := json.Marshal(code["S3Bucket"])
+				if string(got) != c.wantBucket || code["S3Key"] != "locker/abc.zip" {
+					t.Errorf("Code = %v, want S3Bucket %s and S3Key locker/abc.zip", code, c.wantBucket)
+				}
+			}
+			if assets, _ := filepath.Glob(filepath.Join(asm.Dir, "asset.*")); len(assets) != 0 {
+				t.Errorf("assets staged: %v", assets)
+			}
+		})
 	}
 }

@@ -120,8 +120,31 @@ const (
 	KeyLockdown                    = "defenders:lockdown"
 	KeyTrustedEgressPrefixes       = "defenders:trustedEgressPrefixes"
 	KeySharedVPCEndpoints          = "defenders:sharedVpcEndpoints"
+
+	// Organisation mode (stacks/organization.go, constructs/organization): unset
+	// KeyOrganizationID keeps the single-account app; every other key below is then an error.
+	KeyOrganizationID      = "defenders:organizationId"
+	KeyOrganizationTargets = "defenders:organizationTargets"
+	KeyOrganizationRegions = "defenders:organizationRegions"
+	KeyOrganizationCallAs  = "defenders:organizationCallAs"
+	KeySCP                 = "defenders:scp"
+	KeySCPTargets          = "defenders:scpTargets"
+	KeySCPRestrictInternet = "defenders:scpRestrictInternet"
+	KeySCPExemptAccounts   = "defenders:scpExemptAccounts"
+	KeySCPExemptRoleTag    = "defenders:scpExemptRoleTag"
 )
 
 // RuleUnlockedRole is the review's rule "EC2 role without a lock" (internal/review's catalogue):
 // lock.Exempt acknowledges it on the exempted role.
 const RuleUnlockedRole = "DEF-LOCK-1"
+
+// Environment variables of the detector in organisation mode (constructs/detector sets them from
+// Props.Organization; both or neither).
+const (
+	// EnvOrganizationID is the AWS Organizations id (o-...) of the organisation whose member
+	// accounts' instance sessions the central detector judges.
+	EnvOrganizationID = "DEFENDERS_ORGANIZATION_ID"
+	// EnvMemberRoleName is the name of the read-only role (at path "/") that the detector assumes in
+	// every member account to read that account's EC2 inventory.
+	EnvMemberRoleName = "DEFENDERS_MEMBER_ROLE_NAME"
+)

@@ -14,7 +14,9 @@ import (
 // records arrive by the thousand, and judging them against the wrong
 // account's inventory turns every one into a false InstanceMissing. The
 // Processor therefore checks whose credentials made the call before it
-// looks anything up.
+// looks anything up, and skips other accounts' records, unless it is the
+// central detector of an organisation (Config.Org), which judges each
+// against its own account's inventory (see "Organisation mode" in org.go).
 //
 // The credentials' account is the one of the userIdentity: its accountId,
 // the account field of its arn ("arn:aws:sts::ACCOUNT:assumed-role/..."),
@@ -53,7 +55,8 @@ const (
 	// AccountOwn: the detector's own account (or no account recorded at
 	// all, see "Account attribution").
 	AccountOwn AccountVerdict = iota
-	// AccountOther: another account's credentials; the record is skipped.
+	// AccountOther: another account's credentials; the record is skipped,
+	// or in organisation mode judged against that account's inventory.
 	AccountOther
 	// AccountUnattributable: garbled or contradictory account fields; the
 	// record is skipped.

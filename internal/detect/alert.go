@@ -20,7 +20,9 @@ const SNSMaxMessageBytes = 256 * 1024
 // (type, message, expected_ips, instance_id, uniq_id, CloudTrailEvent), so
 // existing subscribers keep working.
 type Alert struct {
-	// Type is "BadSource" or "InstanceMissing".
+	// Type is "BadSource" or "InstanceMissing", or in organisation mode
+	// "AccountNotCovered" (a member account whose inventory the detector
+	// cannot read; see "Organisation mode").
 	Type string `json:"type"`
 	// Message is a one-line human-readable summary.
 	Message string `json:"message"`
@@ -32,12 +34,16 @@ type Alert struct {
 	// UniqID is "<instance id>-<sourceIPAddress>", the anchor's format. It
 	// is the deduplication key: one alert per instance and source address
 	// per dedupe window, whatever the API calls. (The principalId stands
-	// in for the instance id when that cannot be determined.)
+	// in for the instance id when that cannot be determined.) An
+	// AccountNotCovered alert has "<account>-AccountNotCovered"
+	// (NotCoveredKey): one per account and window. In organisation mode the
+	// detector deduplicates on Account and UniqID together, and so should
+	// subscribers.
 	UniqID string `json:"uniq_id"`
 	// CloudTrailEvent is the CloudTrail record, embedded as a JSON object.
 	CloudTrailEvent json.RawMessage `json:"CloudTrailEvent"`
 
-	Account        string   `json:"account"`                   // account of the credentials
+	Account        string   `json:"account"`                   // account of the credentials (a member account's in organisation mode)
 	Region         string   `json:"region"`                    // awsRegion of the call
 	InstanceRegion string   `json:"instance_region,omitempty"` // region the instance was found in (may differ from region)
 	RoleARN        string   `json:"role_arn"`                  // the instance profile's IAM role
@@ -106,6 +112,10 @@ func NewAlert(rec *cloudtrail.Record, instanceID string, inst Instance, v Verdic
 		a.ExpectedVPCEs = slices.Clone(inst.VPCEndpointIDs)
 	}
 	switch v.Kind {
+	case AccountNotCovered:
+		a.UniqID = NotCoveredKey(a.Account)
+		a.Message = fmt.Sprintf("Account %s is not covered: the detector cannot read its inventory, so instance %s's call from IP %s was not judged",
+			displayID(a.Account), displayID(instanceID), rec.SourceIPAddress)
 	case InstanceMissing:
 		a.Message = fmt.Sprintf("Instance %s is not in the EC2 inventory (event from IP %s)", displayID(instanceID), rec.SourceIPAddress)
 	default:
@@ -122,6 +132,23 @@ func UniqID(rec *cloudtrail.Record, instanceID string) string {
 		instanceID = rec.UserIdentity.PrincipalID
 	}
 	return instanceID + "-" + rec.SourceIPAddress
+}
+
+// NotCoveredKey is the UniqID (and deduplication key) of the
+// AccountNotCovered alerts of account: one alert per account and dedupe
+// window, whatever its instances and source addresses, since none of its
+// records can be judged until its member role can be assumed.
+func NotCoveredKey(account string) string {
+	return account + "-AccountNotCovered"
+}
+
+// alertKey is the deduplication key of the alert of verdict kind k about
+// rec (Alert.UniqID).
+func alertKey(rec *cloudtrail.Record, instanceID string, k VerdictKind) string {
+	if k == AccountNotCovered {
+		return NotCoveredKey(accountOf(rec))
+	}
+	return UniqID(rec, instanceID)
 }
 
 func displayID(id string) string {

@@ -25,9 +25,15 @@ const (
 	// MultiRegionInventory reports an instance missing only when no
 	// enabled region knows it.
 	InstanceMissing
+	// AccountNotCovered: the record was made with the credentials of
+	// another account of the organisation whose member role the detector
+	// may not assume (organisation mode, see "Organisation mode"): nothing
+	// could be judged. Decide never returns it.
+	AccountNotCovered
 )
 
-// String returns the alert type name ("OK", "BadSource", "InstanceMissing").
+// String returns the alert type name ("OK", "BadSource", "InstanceMissing",
+// "AccountNotCovered").
 func (k VerdictKind) String() string {
 	switch k {
 	case OK:
@@ -36,6 +42,8 @@ func (k VerdictKind) String() string {
 		return "BadSource"
 	case InstanceMissing:
 		return "InstanceMissing"
+	case AccountNotCovered:
+		return "AccountNotCovered"
 	default:
 		return fmt.Sprintf("VerdictKind(%d)", uint8(k))
 	}

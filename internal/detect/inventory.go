@@ -448,6 +448,14 @@ func (c *CachedInventory) Stats() CacheStats {
 	return s
 }
 
+// Len returns the number of cached entries: found instances, negative
+// answers and remembered failures (Sizer).
+func (c *CachedInventory) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
 // Lookup returns the instance from the cache, or from the source when the
 // cache has nothing fresh (see CachedInventory).
 func (c *CachedInventory) Lookup(ctx context.Context, instanceID string) (Instance, bool, error) {

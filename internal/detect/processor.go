@@ -3,7 +3,11 @@ package detect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +21,10 @@ type Config struct {
 	// Self identifies the detector's own calls, which are skipped.
 	Self Self
 	// Account is the detector's account id. Instance sessions of other
-	// accounts are skipped and counted (see "Account attribution"); ""
-	// judges every record as the detector's own (SetAccount can set it
-	// later).
+	// accounts are skipped and counted (see "Account attribution"), or in
+	// organisation mode (Org) judged against their own account's
+	// inventory; "" judges every record as the detector's own (SetAccount
+	// can set it later).
 	Account string
 	// Region is the detector's region; it only serves to count the
 	// records judged against an instance of another region (OtherRegion).
@@ -33,6 +38,15 @@ type Config struct {
 	DedupeMaxEntries int
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Org turns on organisation mode (see "Organisation mode"): instance
+	// sessions of other accounts are judged against their own account's
+	// inventory, which Org gives, instead of being skipped. It requires
+	// Account. Nil: records of other accounts are skipped and counted, as
+	// before.
+	Org AccountInventories
+	// AccountWorkers bounds the accounts of one batch decided concurrently
+	// in organisation mode (DefaultAccountWorkers).
+	AccountWorkers int
 }
 
 // Stats counts what happened to a batch. Fields are additive across
@@ -71,6 +85,28 @@ type Stats struct {
 	// another region than Config.Region (part of Expected, Alerts and
 	// Suppressed).
 	OtherRegion int
+
+	// Organisation mode only (zero otherwise; see "Organisation mode"):
+
+	// MemberRecords counts the instance sessions of other accounts judged
+	// (or attempted) against their own account's inventory.
+	MemberRecords int
+	// NotCovered counts the member records whose account's member role
+	// cannot be assumed (AccessDenied): each is part of an
+	// AccountNotCovered alert (Alerts or Suppressed).
+	NotCovered int
+	// AccountAccessFailed counts the member records left undecided because
+	// their account's credentials could not be obtained (throttling, STS
+	// errors); they are part of Undecided.
+	AccountAccessFailed int
+	// RecipientMismatch counts the instance sessions whose
+	// recipientAccountId is not the credentials' account (a call on
+	// another account's resource, or an oddity); they are judged against
+	// the credentials' account.
+	RecipientMismatch int
+	// Accounts counts the distinct accounts of the batch's instance
+	// sessions judged (the detector's own included).
+	Accounts int
 }
 
 // Add accumulates o into s.
@@ -93,11 +129,17 @@ func (s *Stats) Add(o Stats) {
 	s.Undecided += o.Undecided
 	s.RegionLookupFailed += o.RegionLookupFailed
 	s.OtherRegion += o.OtherRegion
+	s.MemberRecords += o.MemberRecords
+	s.NotCovered += o.NotCovered
+	s.AccountAccessFailed += o.AccountAccessFailed
+	s.RecipientMismatch += o.RecipientMismatch
+	s.Accounts += o.Accounts
 }
 
-// LogValue renders the stats as a log/slog group.
+// LogValue renders the stats as a log/slog group; the organisation
+// mode's counts appear only when one of them is not zero.
 func (s Stats) LogValue() slog.Value {
-	return slog.GroupValue(
+	attrs := []slog.Attr{
 		slog.Int("events", s.Events),
 		slog.Int("prefiltered", s.Prefiltered),
 		slog.Int("malformed", s.Malformed),
@@ -116,7 +158,17 @@ func (s Stats) LogValue() slog.Value {
 		slog.Int("undecided", s.Undecided),
 		slog.Int("region_lookup_failed", s.RegionLookupFailed),
 		slog.Int("other_region", s.OtherRegion),
-	)
+	}
+	if s.MemberRecords+s.NotCovered+s.AccountAccessFailed+s.RecipientMismatch+s.Accounts > 0 {
+		attrs = append(attrs,
+			slog.Int("member_records", s.MemberRecords),
+			slog.Int("not_covered", s.NotCovered),
+			slog.Int("account_access_failed", s.AccountAccessFailed),
+			slog.Int("recipient_mismatch", s.RecipientMismatch),
+			slog.Int("accounts", s.Accounts),
+		)
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Undecided is a record that could not be checked because the inventory
@@ -161,17 +213,22 @@ type Result struct {
 	Undecided []Undecided // records to retry
 	Skipped   []Skipped   // instance sessions skipped without a decision
 	Stats     Stats
+	// Accounts are, in organisation mode, the accounts whose records were
+	// decided (or tried), sorted, the detector's own included.
+	Accounts []string
 }
 
 // Processor checks batches of decoded records. It is safe for concurrent
 // use; its deduplication state lives as long as it does (create it once
 // per Lambda container, outside the handler).
 type Processor struct {
-	inv    Inventory
-	policy Policy
-	self   Self
-	region string
-	dedupe *Deduper // nil when disabled
+	inv     Inventory
+	policy  Policy
+	self    Self
+	region  string
+	dedupe  *Deduper           // nil when disabled
+	org     AccountInventories // nil: not in organisation mode
+	workers int
 
 	accountMu sync.RWMutex
 	account   string
@@ -180,7 +237,11 @@ type Processor struct {
 // NewProcessor returns a Processor that looks instances up in inv
 // (typically a MultiRegionInventory over CachedInventories).
 func NewProcessor(inv Inventory, cfg Config) *Processor {
-	p := &Processor{inv: inv, policy: cfg.Policy, self: cfg.Self, region: cfg.Region, account: cfg.Account}
+	p := &Processor{inv: inv, policy: cfg.Policy, self: cfg.Self, region: cfg.Region, account: cfg.Account,
+		org: cfg.Org, workers: cfg.AccountWorkers}
+	if p.workers <= 0 {
+		p.workers = DefaultAccountWorkers
+	}
 	if cfg.DedupeWindow >= 0 {
 		p.dedupe = NewDeduper(cfg.DedupeWindow, cfg.DedupeMaxEntries, cfg.Now)
 	}
@@ -219,12 +280,20 @@ type pending struct {
 	id  string
 }
 
+// group is the instance sessions of one account, judged against that
+// account's inventory.
+type group struct {
+	account string // "" for the detector's own account
+	todo    []pending
+}
+
 // Process checks recs: it skips records that are not instance sessions,
-// the detector's own calls, other accounts' instance sessions and calls
-// made by AWS services, looks the instances up, decides, re-checks
-// would-be alerts after an inventory refresh, and deduplicates the alerts.
-// Records whose instance cannot be looked up are returned as Undecided,
-// and records deliberately not judged as Skipped: none is dropped.
+// the detector's own calls, other accounts' instance sessions (unless in
+// organisation mode) and calls made by AWS services, looks the instances
+// up, decides, re-checks would-be alerts after an inventory refresh, and
+// deduplicates the alerts. Records whose instance cannot be looked up are
+// returned as Undecided, and records deliberately not judged as Skipped:
+// none is dropped.
 //
 // The inventory is asked as little as possible: the batch's instances are
 // prefetched together (a Prefetcher, or a RegionHinter), each instance is
@@ -232,11 +301,18 @@ type pending struct {
 // alerts' instances are refreshed together (a RefreshPrefetcher) and then
 // once each. A refresh that fails leaves the verdict as it was: the alert
 // stands.
+//
+// In organisation mode the records are grouped by the credentials'
+// account, each group is decided against its account's inventory
+// (Config.Org; the detector's own against its own), up to
+// Config.AccountWorkers accounts at a time, and the results are merged in
+// a stable order: the detector's own account first, then by account id.
 func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Result {
 	var res Result
 	res.Stats.Events = len(recs)
 	self := p.Account()
-	var todo []pending
+	own := &group{}
+	var members map[string]*group
 	for i := range recs {
 		rec := &recs[i]
 		id, ok := IsInstanceSession(rec)
@@ -249,25 +325,115 @@ func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Resul
 			res.Stats.SkippedOwn++
 			continue
 		}
-		switch account, v := CheckAccount(rec, self); v {
-		case AccountOther:
-			res.Stats.SkippedOtherAccount++
-			res.Skipped = append(res.Skipped, Skipped{Record: rec, InstanceID: id, Reason: SkipOtherAccount, Account: account})
-			continue
-		case AccountUnattributable:
+		account, v := CheckAccount(rec, self)
+		switch {
+		case v == AccountUnattributable:
 			res.Stats.SkippedUnattributable++
 			res.Skipped = append(res.Skipped, Skipped{Record: rec, InstanceID: id, Reason: SkipUnattributable, Account: account})
+			continue
+		case v == AccountOther && p.org == nil:
+			res.Stats.SkippedOtherAccount++
+			res.Skipped = append(res.Skipped, Skipped{Record: rec, InstanceID: id, Reason: SkipOtherAccount, Account: account})
 			continue
 		}
 		if IsAWSServiceCall(rec) {
 			res.Stats.SkippedAWSService++
 			continue
 		}
-		todo = append(todo, pending{rec: rec, id: id})
+		if p.org != nil && account != "" && rec.RecipientAccountID != "" && rec.RecipientAccountID != account {
+			res.Stats.RecipientMismatch++
+		}
+		g := own
+		if v == AccountOther {
+			res.Stats.MemberRecords++
+			if members == nil {
+				members = make(map[string]*group)
+			}
+			if g = members[account]; g == nil {
+				g = &group{account: account}
+				members[account] = g
+			}
+		}
+		g.todo = append(g.todo, pending{rec: rec, id: id})
 	}
-	if len(todo) == 0 {
+	if p.org == nil {
+		if len(own.todo) > 0 {
+			p.decide(ctx, p.inv, own.todo, &res)
+		}
 		return res
 	}
+	groups := make([]*group, 0, len(members)+1)
+	if len(own.todo) > 0 {
+		groups = append(groups, own)
+	}
+	groups = append(groups, slices.SortedFunc(maps.Values(members), func(a, b *group) int { return strings.Compare(a.account, b.account) })...)
+	res.Stats.Accounts = len(groups)
+	for _, g := range groups {
+		a := g.account
+		if a == "" {
+			a = self
+		}
+		res.Accounts = append(res.Accounts, a)
+	}
+	slices.Sort(res.Accounts)
+	parts := make([]Result, len(groups))
+	sem := make(chan struct{}, p.workers)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p.decideAccount(ctx, g, &parts[i])
+		})
+	}
+	wg.Wait()
+	for i := range parts {
+		res.Alerts = append(res.Alerts, parts[i].Alerts...)
+		res.Undecided = append(res.Undecided, parts[i].Undecided...)
+		res.Skipped = append(res.Skipped, parts[i].Skipped...)
+		res.Stats.Add(parts[i].Stats)
+	}
+	if t, ok := p.org.(interface{ Trim() }); ok {
+		t.Trim()
+	}
+	return res
+}
+
+// decideAccount decides the records of one account of the organisation
+// against its inventory (the detector's own for g.account ""). An account
+// whose inventory cannot be read makes its records AccountNotCovered
+// alerts (ErrAccountDenied) or Undecided (anything else); see
+// "Organisation mode".
+func (p *Processor) decideAccount(ctx context.Context, g *group, res *Result) {
+	if g.account == "" {
+		p.decide(ctx, p.inv, g.todo, res)
+		return
+	}
+	inv, err := p.org.Inventory(ctx, g.account)
+	switch {
+	case err == nil:
+		p.decide(ctx, inv, g.todo, res)
+	case errors.Is(err, ErrAccountDenied):
+		for _, t := range g.todo {
+			res.Stats.NotCovered++
+			p.settle(judged{t: t, v: Verdict{Kind: AccountNotCovered, Severity: SeverityMedium,
+				Reason: "the member role of account " + g.account + " cannot be assumed: " + err.Error()}}, res)
+		}
+	default:
+		if !errors.Is(err, ErrAccountUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrAccountUnavailable, err)
+		}
+		for _, t := range g.todo {
+			res.Stats.AccountAccessFailed++
+			res.Stats.Undecided++
+			res.Undecided = append(res.Undecided, Undecided{Record: t.rec, InstanceID: t.id, Err: err})
+		}
+	}
+}
+
+// decide looks the instances of todo up in inv, decides, re-checks the
+// would-be alerts after a refresh and settles every record in res.
+func (p *Processor) decide(ctx context.Context, inv Inventory, todo []pending, res *Result) {
 	ids := make([]string, 0, len(todo))
 	hints := make([]string, 0, len(todo))
 	for _, t := range todo {
@@ -276,28 +442,27 @@ func (p *Processor) Process(ctx context.Context, recs []cloudtrail.Record) Resul
 			hints = append(hints, t.rec.AWSRegion)
 		}
 	}
-	if h, ok := p.inv.(RegionHinter); ok {
+	if h, ok := inv.(RegionHinter); ok {
 		h.PrefetchHints(ctx, ids, hints)
-	} else if pf, ok := p.inv.(Prefetcher); ok {
+	} else if pf, ok := inv.(Prefetcher); ok {
 		pf.Prefetch(ctx, ids)
 	}
 	looked := make(map[string]lookup)
 	var recheck []judged
 	for _, t := range todo {
-		j, ok := p.judge(ctx, t, looked, &res)
+		j, ok := p.judge(ctx, inv, t, looked, res)
 		switch {
 		case !ok:
 		case j.v.Kind == OK:
-			p.settle(j, &res)
+			p.settle(j, res)
 		default:
 			recheck = append(recheck, j)
 		}
 	}
-	p.recheck(ctx, recheck, &res)
+	p.recheck(ctx, inv, recheck, res)
 	for _, j := range recheck {
-		p.settle(j, &res)
+		p.settle(j, res)
 	}
-	return res
 }
 
 // lookup is the inventory's answer about one instance.
@@ -318,15 +483,15 @@ type judged struct {
 // judge looks the instance of t up (once per instance and batch: looked
 // remembers the answers) and decides. ok is false when the record was
 // left undecided or skipped, which res records.
-func (p *Processor) judge(ctx context.Context, t pending, looked map[string]lookup, res *Result) (j judged, ok bool) {
+func (p *Processor) judge(ctx context.Context, inv Inventory, t pending, looked map[string]lookup, res *Result) (j judged, ok bool) {
 	j.t = t
 	if t.id != "" {
 		l, done := looked[t.id]
 		if !done {
-			if h, isHinter := p.inv.(RegionHinter); isHinter {
+			if h, isHinter := inv.(RegionHinter); isHinter {
 				l.inst, l.found, l.err = h.LookupHint(ctx, t.id, t.rec.AWSRegion)
 			} else {
-				l.inst, l.found, l.err = p.inv.Lookup(ctx, t.id)
+				l.inst, l.found, l.err = inv.Lookup(ctx, t.id)
 			}
 			looked[t.id] = l
 		}
@@ -356,8 +521,8 @@ func (p *Processor) judge(ctx context.Context, t pending, looked map[string]look
 // RefreshPrefetcher, then each at most once; the refresher's own rate
 // limits keep this cheap under attack, and a failed refresh keeps the
 // verdict.
-func (p *Processor) recheck(ctx context.Context, js []judged, res *Result) {
-	r, ok := p.inv.(Refresher)
+func (p *Processor) recheck(ctx context.Context, inv Inventory, js []judged, res *Result) {
+	r, ok := inv.(Refresher)
 	if !ok || len(js) == 0 {
 		return
 	}
@@ -369,7 +534,7 @@ func (p *Processor) recheck(ctx context.Context, js []judged, res *Result) {
 			ids = append(ids, j.t.id)
 		}
 	}
-	if rp, ok := p.inv.(RefreshPrefetcher); ok && len(ids) > 0 {
+	if rp, ok := inv.(RefreshPrefetcher); ok && len(ids) > 0 {
 		rp.PrefetchRefresh(ctx, ids)
 	}
 	refreshed := make(map[string]lookup, len(ids))
@@ -401,7 +566,7 @@ func (p *Processor) settle(j judged, res *Result) {
 		res.Stats.Expected++
 		return
 	}
-	if p.dedupe != nil && !p.dedupe.Allow(UniqID(j.t.rec, j.t.id)) {
+	if p.dedupe != nil && !p.dedupe.Allow(p.dedupeKey(accountOf(j.t.rec), alertKey(j.t.rec, j.t.id, j.v.Kind))) {
 		res.Stats.Suppressed++
 		return
 	}
@@ -420,8 +585,20 @@ func (p *Processor) Forget(alerts ...Alert) {
 		return
 	}
 	for i := range alerts {
-		p.dedupe.Forget(alerts[i].UniqID)
+		p.dedupe.Forget(p.dedupeKey(alerts[i].Account, alerts[i].UniqID))
 	}
+}
+
+// dedupeKey is the deduplication key of an alert of account with
+// uniqID: uniqID, and in organisation mode account/uniqID, so that an
+// instance id that two accounts share (a session name made up to look
+// like another account's instance) cannot suppress the other account's
+// alert.
+func (p *Processor) dedupeKey(account, uniqID string) string {
+	if p.org == nil {
+		return uniqID
+	}
+	return account + "/" + uniqID
 }
 
 // Publish publishes alerts with PublishAll and returns the failures, which

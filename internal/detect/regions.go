@@ -88,6 +88,13 @@ type RegionOptions struct {
 	// MaxLocations bounds the memory of which region each instance was
 	// found in (DefaultCacheMaxEntries).
 	MaxLocations int
+	// HintFirst asks the hint region (the record's awsRegion) before the
+	// home region. The central detector of an organisation sets it for the
+	// member accounts: their instances live in every region, not mostly
+	// in the detector's, and most calls are made to the caller's own
+	// region, so the hint finds an instance in one call where home-first
+	// costs a miss in the home region first.
+	HintFirst bool
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }
@@ -126,10 +133,11 @@ type RegionHinter interface {
 //  1. the region the instance was last found in, if it is not the home
 //     region (instances never change regions; a not-found there means the
 //     instance is gone, and the search starts over);
-//  2. the home inventory: found, or an error, is the answer;
-//  3. the hint region (the record's awsRegion), if it is another searched
+//  2. with HintFirst, the hint region: found is the answer;
+//  3. the home inventory: found, or an error, is the answer;
+//  4. the hint region (the record's awsRegion), if it is another searched
 //     region;
-//  4. the remaining searched regions, Workers at a time, until one knows
+//  5. the remaining searched regions, Workers at a time, until one knows
 //     the instance (no new region is asked once it is found), within
 //     Budget.
 //
@@ -193,6 +201,25 @@ func (m *MultiRegionInventory) Stats() RegionStats {
 	return m.stats
 }
 
+// Len returns the entries cached by the regional inventories that are
+// Sizers (the home one included) plus the remembered locations (Sizer).
+func (m *MultiRegionInventory) Len() int {
+	m.mu.Lock()
+	n := len(m.locations)
+	invs := make([]Inventory, 0, len(m.regional)+1)
+	invs = append(invs, m.home)
+	for _, inv := range m.regional {
+		invs = append(invs, inv)
+	}
+	m.mu.Unlock()
+	for _, inv := range invs {
+		if s, ok := inv.(Sizer); ok {
+			n += s.Len()
+		}
+	}
+	return n
+}
+
 // Lookup looks the instance up in the home region, then in the other
 // regions.
 func (m *MultiRegionInventory) Lookup(ctx context.Context, instanceID string) (Instance, bool, error) {
@@ -230,6 +257,17 @@ func (m *MultiRegionInventory) get(ctx context.Context, id, hint string, refresh
 			return inst, true, nil
 		}
 		m.forget(id) // terminated or gone: search again
+	}
+	if m.o.HintFirst && hint != "" && hint != m.o.HomeRegion {
+		if regions, _, err := m.regions(ctx); err == nil && slices.Contains(regions, hint) {
+			// A miss or an error here falls through: the search asks the
+			// hint region again (a cache hit) and reports its error.
+			if inst, found, err := lookupIn(ctx, m.inventory(hint), id, refresh); err == nil && found {
+				m.remember(id, hint)
+				inst.Region = hint
+				return inst, true, nil
+			}
+		}
 	}
 	inst, found, err := lookupIn(ctx, m.home, id, refresh)
 	if err != nil || found {
@@ -331,11 +369,12 @@ func (m *MultiRegionInventory) Prefetch(ctx context.Context, ids []string) {
 
 // PrefetchHints warms the inventories for ids with as few calls as the
 // regional inventories allow (one bulk call per region and chunk when they
-// are CachedInventories over BulkInventories): the home region for every
-// id, the remembered region of located ids, then, for ids the home region
-// does not know, their hint regions, and finally every other searched
-// region for those still not found. It is best effort: errors surface on
-// the following lookups.
+// are CachedInventories over BulkInventories): the remembered region of
+// located ids (and no other), the home region for the others (with
+// HintFirst, their hint regions first), then, for ids the home region does
+// not know, their hint regions, and finally every other searched region
+// for those still not found. It is best effort: errors surface on the
+// following lookups.
 func (m *MultiRegionInventory) PrefetchHints(ctx context.Context, ids, hints []string) {
 	hintOf := make(map[string]string, len(ids))
 	for i, id := range ids {
@@ -343,11 +382,8 @@ func (m *MultiRegionInventory) PrefetchHints(ctx context.Context, ids, hints []s
 			hintOf[id] = hints[i]
 		}
 	}
-	if pf, ok := m.home.(Prefetcher); ok {
-		pf.Prefetch(ctx, ids)
-	}
 	byRegion := map[string][]string{}
-	var misses []string
+	var unlocated []string
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] || id == "" {
@@ -358,13 +394,25 @@ func (m *MultiRegionInventory) PrefetchHints(ctx context.Context, ids, hints []s
 			byRegion[r] = append(byRegion[r], id)
 			continue
 		}
+		unlocated = append(unlocated, id)
+	}
+	// Located ids are looked up where they live only (a lookup never asks
+	// the home region about them), so the home region is not asked either.
+	m.prefetchRegions(ctx, byRegion)
+	if m.o.HintFirst {
+		unlocated = m.prefetchHintsFirst(ctx, unlocated, hintOf)
+	}
+	if pf, ok := m.home.(Prefetcher); ok && len(unlocated) > 0 {
+		pf.Prefetch(ctx, unlocated)
+	}
+	var misses []string
+	for _, id := range unlocated {
 		// A cache hit after the prefetch above (or the lookup Process
 		// would make next, now cached).
 		if _, found, err := m.home.Lookup(ctx, id); err == nil && !found {
 			misses = append(misses, id)
 		}
 	}
-	m.prefetchRegions(ctx, byRegion)
 	if len(misses) == 0 {
 		return
 	}
@@ -405,6 +453,33 @@ func (m *MultiRegionInventory) PrefetchHints(ctx context.Context, ids, hints []s
 		mu.Lock()
 		defer mu.Unlock()
 		remaining = slices.DeleteFunc(remaining, func(id string) bool { return !slices.Contains(missing, id) })
+	})
+}
+
+// prefetchHintsFirst prefetches ids in their hint regions (HintFirst)
+// and returns those not found there.
+func (m *MultiRegionInventory) prefetchHintsFirst(ctx context.Context, ids []string, hintOf map[string]string) []string {
+	regions, _, err := m.regions(ctx)
+	if err != nil {
+		return ids
+	}
+	byRegion := map[string][]string{}
+	var hinted []string
+	for _, id := range ids {
+		if h := hintOf[id]; h != "" && slices.Contains(regions, h) {
+			byRegion[h] = append(byRegion[h], id)
+			hinted = append(hinted, id)
+		}
+	}
+	if len(hinted) == 0 {
+		return ids
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.o.Budget)
+	defer cancel()
+	m.prefetchRegions(ctx, byRegion)
+	notFound := m.locate(ctx, byRegion, hinted)
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+		return hintOf[id] != "" && slices.Contains(hinted, id) && !slices.Contains(notFound, id)
 	})
 }
 

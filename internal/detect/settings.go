@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +35,46 @@ type Settings struct {
 	// and so what the detector accepts (Policy).
 	TrustedEgressPrefixes []netip.Prefix
 	SharedVPCEndpoints    []string
+	// OrganizationID and MemberRoleName turn on organisation mode
+	// (contract.EnvOrganizationID and contract.EnvMemberRoleName, both or
+	// neither; see "Organisation mode"): the organisation's id (o-...) and
+	// the read-only role the detector assumes in every member account.
+	// Organisation mode needs SelfRoleARN (the detector's own account and
+	// partition).
+	OrganizationID string
+	MemberRoleName string
 }
+
+// Organization reports whether the settings turn on organisation mode.
+func (s Settings) Organization() bool { return s.OrganizationID != "" }
+
+// Partition returns the partition of SelfRoleARN ("aws" when unknown).
+func (s Settings) Partition() string {
+	if p := strings.SplitN(s.SelfRoleARN, ":", 3); len(p) == 3 && p[0] == "arn" && p[1] != "" {
+		return p[1]
+	}
+	return "aws"
+}
+
+// MemberRoleARN returns the ARN of the member role in account.
+func (s Settings) MemberRoleARN(account string) string {
+	return "arn:" + s.Partition() + ":iam::" + account + ":role/" + s.MemberRoleName
+}
+
+var (
+	// orgIDRE is an AWS Organizations id.
+	orgIDRE = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+	// roleNameRE is an IAM role name.
+	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+)
+
+// ValidOrganizationID reports whether s is an AWS Organizations id
+// ("o-" and 10 to 32 lower-case letters or digits).
+func ValidOrganizationID(s string) bool { return orgIDRE.MatchString(s) }
+
+// ValidRoleName reports whether s is an IAM role name (1 to 64 of
+// letters, digits and +=,.@_-).
+func ValidRoleName(s string) bool { return roleNameRE.MatchString(s) }
 
 // Policy returns the decision policy of the settings: the app's trusted
 // egress prefixes and shared VPC endpoints.
@@ -113,7 +153,32 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		return Settings{}, fmt.Errorf("detector: %w", err)
 	}
 	s.Lockdown = lockdown
+	if err := s.readOrganization(get); err != nil {
+		return Settings{}, err
+	}
 	return s, nil
+}
+
+// readOrganization reads the organisation mode's variables: both or
+// neither, valid, and with the detector's own role known.
+func (s *Settings) readOrganization(get func(string) string) error {
+	s.OrganizationID, s.MemberRoleName = get(contract.EnvOrganizationID), get(contract.EnvMemberRoleName)
+	switch {
+	case s.OrganizationID == "" && s.MemberRoleName == "":
+		return nil
+	case s.OrganizationID == "":
+		return fmt.Errorf("detector: %s is set without %s", contract.EnvMemberRoleName, contract.EnvOrganizationID)
+	case s.MemberRoleName == "":
+		return fmt.Errorf("detector: %s is set without %s", contract.EnvOrganizationID, contract.EnvMemberRoleName)
+	case !ValidOrganizationID(s.OrganizationID):
+		return fmt.Errorf("detector: %s=%q is not an organisation id (o- and 10 to 32 lower-case letters or digits)", contract.EnvOrganizationID, s.OrganizationID)
+	case !ValidRoleName(s.MemberRoleName):
+		return fmt.Errorf("detector: %s=%q is not an IAM role name", contract.EnvMemberRoleName, s.MemberRoleName)
+	case AccountFromARN(s.SelfRoleARN) == "":
+		return fmt.Errorf("detector: organisation mode (%s) needs %s: the detector's own account must be known, or every member's record would be judged against its inventory",
+			contract.EnvOrganizationID, contract.EnvSelfRoleARN)
+	}
+	return nil
 }
 
 // readTrust reads the app's trust with lockpolicy.ParseTrust, one

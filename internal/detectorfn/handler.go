@@ -19,6 +19,7 @@ import (
 	"github.com/defenders-cdk/defenders/internal/cloudtrail"
 	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/detect"
+	"github.com/defenders-cdk/defenders/internal/ec2inventory"
 	"github.com/defenders-cdk/defenders/internal/lambdarun"
 )
 
@@ -94,6 +95,10 @@ type Handler struct {
 	now   func() time.Time // nil: time.Now
 
 	accountOnce sync.Once // warns once when the function's account is unknown
+
+	// Organisation mode only (nil otherwise).
+	sessions *ec2inventory.MemberSessions
+	org      *detect.Organization
 }
 
 func (h *Handler) clock() time.Time {
@@ -206,6 +211,10 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		}
 	}
 	var m metrics
+	var sts0 ec2inventory.SessionStats
+	if h.sessions != nil {
+		sts0 = h.sessions.Stats()
+	}
 
 	kind, err := sniff(payload)
 	var b cloudtrail.Batch
@@ -224,7 +233,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		m.Malformed = b.Malformed + 1
 		m.EventsSeen = b.Events
 		m.DurationMs = msSince(h.clock(), start)
-		h.emit(m, requestID)
+		h.emit(m, detect.Result{}, sts0, requestID)
 		log.Error("unusable event", "source", kind.String(), "bytes", len(payload), lambdarun.KeyError, err.Error())
 		return nil, invocationError(ErrTypeInvalidEvent, err)
 	}
@@ -276,12 +285,17 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			break
 		}
 		log.Warn("undecided record", "instance_id", u.InstanceID, "event_id", u.Record.EventID,
+			"account", accountOf(u.Record), "aws_region", u.Record.AWSRegion,
 			"sequence_number", u.Record.SequenceNumber, lambdarun.KeyError, u.Err.Error())
 	}
 	m.DurationMs = msSince(h.clock(), start)
-	h.emit(m, requestID)
-	log.Info("invocation done", "source", kind.String(), "stats", res.Stats,
-		"published", m.Published, "dead_lettered", m.DeadLettered, "undelivered", m.Undelivered)
+	h.emit(m, res, sts0, requestID)
+	attrs := []any{"source", kind.String(), "stats", res.Stats,
+		"published", m.Published, "dead_lettered", m.DeadLettered, "undelivered", m.Undelivered}
+	if h.org != nil {
+		attrs = append(attrs, "by_account", accountSummary(res))
+	}
+	log.Info("invocation done", attrs...)
 
 	if kind == shapeKinesis {
 		resp, err := kinesisResponse(undelivered, res.Undecided)
@@ -455,6 +469,7 @@ func (h *Handler) logAlerts(log *slog.Logger, alerts []detect.Alert, failed, und
 		}
 		log.Log(context.Background(), level, "alert", "outcome", o, "type", a.Type, "severity", string(a.Severity),
 			"uniq_id", a.UniqID, "instance_id", a.InstanceID, "source_ip", a.SourceIP,
+			"account", a.Account, "aws_region", a.Region, "instance_region", a.InstanceRegion,
 			"event_id", a.EventID, "event_name", a.EventName, "reason", a.Reason)
 	}
 }

@@ -54,7 +54,10 @@
 // An Inventory describes the region of its client. The detector builds one
 // per region (detect.MultiRegionInventory asks the other regions for the
 // instances its own region does not know), and EnabledRegions lists the
-// regions to ask. The cross-region search uses the same instance-id
+// regions to ask. In organisation mode it reads the member accounts too:
+// MemberSessions holds their member role sessions and WithCredentials signs
+// a region's shared client with one (see "Member accounts" in
+// sessions.go). The cross-region search uses the same instance-id
 // filter: InstanceIds would answer InvalidInstanceID.NotFound from every
 // region but the instance's, which is the normal case there, and could not
 // serve a whole batch's unknown ids with one call per region.

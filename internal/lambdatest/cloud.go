@@ -53,6 +53,10 @@ type Instance struct {
 	// Region is the region the instance lives in ("" for Region): only
 	// requests signed for that region see it.
 	Region string
+	// Account is the account the instance belongs to ("" for Account):
+	// only requests signed with that account's credentials see it (a
+	// member's: see AddMember).
+	Account string
 }
 
 // Role is an IAM role of a Cloud.
@@ -123,6 +127,8 @@ type Cloud struct {
 	pageSize  int
 	enabled   []string             // regions enabled for the account (see SetRegions)
 	down      map[string]*APIError // EC2 errors per region (see FailRegion)
+	members   map[string]string    // member account -> member role name (see AddMember)
+	issued    int                  // member sessions handed out
 }
 
 // NewCloud starts an empty Cloud.
@@ -301,7 +307,7 @@ func (c *Cloud) describeInstances(req *Request) (string, error) {
 	region.SetPageSize(c.pageSize)
 	ids := make([]string, 0, len(c.instances))
 	for id, inst := range c.instances {
-		if inRegion(inst, req) {
+		if inRegion(inst, req) && c.inAccount(inst, req) {
 			ids = append(ids, id)
 		}
 	}
@@ -313,16 +319,18 @@ func (c *Cloud) describeInstances(req *Request) (string, error) {
 }
 
 // network serves an EC2 action of Network in the account's region: other
-// regions have no route table, NAT gateway or Elastic IP.
+// regions, and member accounts, have no route table, NAT gateway or
+// Elastic IP.
 func (c *Cloud) network(handle func(*EC2, *Request) (string, error)) Handler {
 	return func(req *Request) (string, error) {
 		c.mu.Lock()
 		err := c.checkRegion(req)
+		own := c.callerAccount(req) == Account
 		c.mu.Unlock()
 		if err != nil {
 			return "", err
 		}
-		if req.Region != Region {
+		if req.Region != Region || !own {
 			return handle(&EC2{}, req)
 		}
 		return handle(c.Network, req)
@@ -656,8 +664,16 @@ func (c *Cloud) getCallerIdentity(req *Request) (string, error) {
 		Account, Account), nil
 }
 
-// assumeRole hands out SessionAccessKeyID credentials for any role.
+// assumeRole hands out SessionAccessKeyID credentials for any role of
+// the Cloud's own account (and of any account before AddMember), and
+// member sessions for the members' roles (see AddMember).
 func (c *Cloud) assumeRole(req *Request) (string, error) {
+	c.mu.Lock()
+	answer, member, err := c.assumeMemberRole(req)
+	c.mu.Unlock()
+	if member {
+		return answer, err
+	}
 	arn, session := req.Get("RoleArn"), req.Get("RoleSessionName")
 	if arn == "" || session == "" {
 		return "", Errorf(http.StatusBadRequest, "ValidationError", "RoleArn and RoleSessionName are required")

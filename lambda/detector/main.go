@@ -25,10 +25,18 @@
 //	DEFENDERS_TRUSTED_EGRESS_PREFIXES  optional, comma-separated public CIDRs every instance may call from (central NAT, proxies)
 //	DEFENDERS_SHARED_VPC_ENDPOINTS     optional, comma-separated vpce- ids of shared endpoints, OK from the instance's own private IPv4
 //	                         (both are the app's trust, read with lockpolicy.ParseTrust; a bad value fails the start, naming the variable)
+//	DEFENDERS_ORGANIZATION_ID   optional: the organisation (o-...) whose member accounts' instance sessions this central detector judges
+//	DEFENDERS_MEMBER_ROLE_NAME  with it: the read-only role (path "/") assumed in every member account to read its inventory
+//	                         (both or neither; organisation mode needs DEFENDERS_SELF_ROLE_ARN)
 //
 // Accounts and regions: instance sessions of other accounts (an
 // organisation trail) are skipped and counted (SkippedOtherAccount), never
-// judged against this account's inventory. The account is the one of
+// judged against this account's inventory, unless the function is the
+// central detector of an organisation: then each is judged against its own
+// account's inventory through the member role (sts:AssumeRole, cached per
+// account), an account whose role cannot be assumed raises an
+// AccountNotCovered alert, and an STS failure makes the invocation fail so
+// that Lambda retries it (see internal/detectorfn, "Organisation mode"). The account is the one of
 // DEFENDERS_SELF_ROLE_ARN, else of the invoked function's ARN. An instance
 // that is not in the function's region is looked up in the account's other
 // enabled regions (ec2:DescribeRegions once per container, then
