@@ -14,7 +14,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/defenders-cdk/defenders/constructs/detector"
 	"github.com/defenders-cdk/defenders/constructs/lock"
+	"github.com/defenders-cdk/defenders/constructs/organization"
 	"github.com/defenders-cdk/defenders/internal/checkip"
 	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
@@ -40,6 +42,7 @@ const (
 	KeyDetectorRegions = contract.KeyDetectorRegions
 	KeyTrustedEgress   = contract.KeyTrustedEgressPrefixes
 	KeySharedEndpoints = contract.KeySharedVPCEndpoints
+	KeyShadowMode      = contract.KeyShadowMode
 )
 
 // KnownKeys are every defenders: context key, in the README's order. Any other key under the
@@ -50,6 +53,7 @@ var KnownKeys = []string{
 	KeyTrustedEgress, KeySharedEndpoints,
 	KeyOrganizationID, KeyOrganizationTargets, KeyOrganizationRegions, KeyOrganizationCallAs,
 	KeySCP, KeySCPTargets, KeySCPRestrictInternet, KeySCPExemptAccounts, KeySCPExemptRoleTag,
+	KeyShadowMode, KeyShadowSCP,
 }
 
 // KeyPrefixNamespace is the prefix of every Defenders context key.
@@ -100,6 +104,9 @@ type Config struct {
 	// (KeyTrustedEgress, KeySharedEndpoints): rendered into every lock, by the
 	// deploy-time lock and by the locker, and honoured by the detector.
 	Trust lockpolicy.Trust
+	// ShadowMode is a lock mode the detector runs in shadow mode (KeyShadowMode): report-only,
+	// what that lock would deny per account and role. Empty: off.
+	ShadowMode lockpolicy.Mode
 	// Organization is organisation mode (defenders:organizationId and the keys after it);
 	// the zero value when it is off (stacks/organization.go).
 	Organization OrganizationConfig
@@ -110,6 +117,22 @@ type Config struct {
 }
 
 // StackName is the name of the Defenders stack id under the configured prefix.
+// DetectorShadow is the detector's shadow mode of this configuration (nil: off): the lock mode
+// of KeyShadowMode, or the organisation's SCP with KeyShadowSCP.
+func (c Config) DetectorShadow() (*detector.Shadow, error) {
+	switch {
+	case c.ShadowMode != "":
+		return &detector.Shadow{Mode: lock.Mode(c.ShadowMode)}, nil
+	case c.Organization.ShadowSCP:
+		doc, err := organization.RenderSCP(c.Organization.scpProps(c))
+		if err != nil {
+			return nil, fmt.Errorf("context %s: %w", KeyShadowSCP, err)
+		}
+		return &detector.Shadow{Policy: doc}, nil
+	}
+	return nil, nil
+}
+
 // LockTrust is Trust as the constructs' props take it.
 func (c Config) LockTrust() lock.Trust {
 	return lock.Trust{EgressPrefixes: c.Trust.EgressPrefixes, SharedVPCEndpoints: c.Trust.SharedVPCEndpoints}
@@ -235,6 +258,21 @@ func LoadConfig(get Getter) (Config, error) {
 	}
 	if c.Organization, err = loadOrganization(get, c); err != nil {
 		return c, err
+	}
+	mode, err := optionalString(get, KeyShadowMode)
+	if err != nil {
+		return c, err
+	}
+	if mode != "" {
+		if c.ShadowMode, err = lockpolicy.ParseMode(mode); err != nil {
+			return c, fmt.Errorf("context %s: %w", KeyShadowMode, err)
+		}
+		if !c.Detector {
+			return c, fmt.Errorf("context %s: shadow mode runs in the detector, and %s is false", KeyShadowMode, KeyDetector)
+		}
+		if c.Organization.ShadowSCP {
+			return c, fmt.Errorf("context %s and %s: the detector shadows one proposal at a time", KeyShadowMode, KeyShadowSCP)
+		}
 	}
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package stacks
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -147,6 +148,20 @@ func TestEveryKnownKeyIsReadByLoadConfig(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("LoadConfig reads %s, which is not in KnownKeys (an unknown-key error would reject it)", k)
+		}
+	}
+}
+
+// TestTheReadmeListsEveryKnownKey: the README's configuration table is where users look; a key
+// the app accepts but the README does not name is a key nobody can find.
+func TestTheReadmeListsEveryKnownKey(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range KnownKeys {
+		if !strings.Contains(string(readme), "| `"+k+"` |") {
+			t.Errorf("README.md's configuration table has no row for %s", k)
 		}
 	}
 }

@@ -22,7 +22,12 @@ func NewDetector(scope constructs.Construct, id string, cfg Config) (*DetectorSt
 		Env:         stackEnv(cfg),
 		Description: jsii.String("Defenders detector: alerts when EC2 instance credentials are used from the wrong place"),
 	})
+	shadow, err := cfg.DetectorShadow()
+	if err != nil {
+		return nil, err
+	}
 	d, err := detector.New(st, "detector", &detector.Props{
+		Shadow:              shadow,
 		AlertEmail:          cfg.AlertEmail,
 		TrailLogGroupName:   cfg.TrailLogGroup,
 		Lockdown:            cfg.Lockdown,

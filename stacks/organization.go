@@ -29,13 +29,14 @@ const (
 	KeySCPRestrictInternet = contract.KeySCPRestrictInternet
 	KeySCPExemptAccounts   = contract.KeySCPExemptAccounts
 	KeySCPExemptRoleTag    = contract.KeySCPExemptRoleTag
+	KeyShadowSCP           = contract.KeyShadowSCP
 )
 
 // organizationKeys are the keys that mean nothing without KeyOrganizationID.
 var organizationKeys = []string{KeyOrganizationTargets, KeyOrganizationRegions, KeyOrganizationCallAs,
-	KeySCP, KeySCPTargets, KeySCPRestrictInternet, KeySCPExemptAccounts, KeySCPExemptRoleTag}
+	KeySCP, KeySCPTargets, KeySCPRestrictInternet, KeySCPExemptAccounts, KeySCPExemptRoleTag, KeyShadowSCP}
 
-// scpKeys are the keys that mean nothing without KeySCP.
+// scpKeys are the keys that mean nothing without KeySCP or KeyShadowSCP.
 var scpKeys = []string{KeySCPTargets, KeySCPRestrictInternet, KeySCPExemptAccounts, KeySCPExemptRoleTag}
 
 // OrganizationConfig is organisation mode's configuration (the zero value: off).
@@ -56,6 +57,9 @@ type OrganizationConfig struct {
 	SCPRestrictInternet bool
 	SCPExemptAccounts   []string
 	SCPExemptRoleTag    string
+	// ShadowSCP runs the SCP that the SCP keys describe in shadow mode in the central detector
+	// (report-only: what it would deny, per account and role), whether or not SCP deploys it.
+	ShadowSCP bool
 }
 
 // Enabled reports whether organisation mode is on.
@@ -122,10 +126,13 @@ func loadOrganization(get Getter, c Config) (OrganizationConfig, error) {
 	if o.SCP, err = BoolValue(get, KeySCP, false); err != nil {
 		return o, err
 	}
-	if !o.SCP {
+	if o.ShadowSCP, err = BoolValue(get, KeyShadowSCP, false); err != nil {
+		return o, err
+	}
+	if !o.SCP && !o.ShadowSCP {
 		for _, k := range scpKeys {
 			if get(k) != nil {
-				return o, fmt.Errorf("context %s is set but %s is not true: it configures the SCP", k, KeySCP)
+				return o, fmt.Errorf("context %s is set but neither %s nor %s is true: it configures the SCP", k, KeySCP, KeyShadowSCP)
 			}
 		}
 		return o, nil
@@ -133,7 +140,7 @@ func loadOrganization(get Getter, c Config) (OrganizationConfig, error) {
 	if o.SCPTargets, err = idList(get, KeySCPTargets, organization.CheckPolicyTarget); err != nil {
 		return o, err
 	}
-	if len(o.SCPTargets) == 0 {
+	if o.SCP && len(o.SCPTargets) == 0 {
 		return o, fmt.Errorf("context %s: name the roots, organizational units or accounts to attach the SCP to, comma-separated (attach it where it must apply, not everywhere)", KeySCPTargets)
 	}
 	if o.SCPRestrictInternet, err = BoolValue(get, KeySCPRestrictInternet, false); err != nil {
@@ -316,7 +323,12 @@ func NewOrganization(app awscdk.App, cfg Config) (*OrganizationStacks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("organization stacks: %w", err)
 	}
+	shadow, err := cfg.DetectorShadow()
+	if err != nil {
+		return nil, err
+	}
 	dprops := &detector.Props{
+		Shadow:              shadow,
 		AlertEmail:          cfg.AlertEmail,
 		TrailLogGroupName:   cfg.TrailLogGroup,
 		Lockdown:            cfg.Lockdown,

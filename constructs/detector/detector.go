@@ -46,6 +46,7 @@
 package detector
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -72,6 +73,8 @@ import (
 
 	"github.com/defenders-cdk/defenders/internal/contract"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+	"github.com/defenders-cdk/defenders/internal/shadow"
+	"github.com/defenders-cdk/defenders/internal/shadowrun"
 )
 
 // Package is the import path of the detector Lambda's package main.
@@ -176,8 +179,51 @@ type Props struct {
 	// "Organisation mode" in the package documentation). Default: nil, the detector judges its
 	// own account's instance sessions and skips (and counts) the others'.
 	Organization *Organization
+	// Shadow runs a proposed lock mode or policy in report-only mode over the judged records
+	// (see Shadow). Default: nil, off.
+	Shadow *Shadow
 	// Code overrides the function code (tests). Default: built from Package with go build.
 	Code awslambda.Code
+}
+
+// Shadow is a proposal that the detector evaluates in report-only mode ("shadow mode"): for
+// every judged instance session it works out whether the proposal would deny the call, and
+// writes, per invocation, one log line with the calls it would deny per account, role and
+// statement (with examples) and the metrics WouldDeny and ShadowUndetermined. Nothing is
+// enforced and the alerts do not change. `review --shadow` merges the log lines into one report.
+// Set exactly one field.
+type Shadow struct {
+	// Mode is a proposed lock mode: each record is evaluated against the lock that mode would
+	// give its instance (its addresses from the inventory, and Trust).
+	Mode lock.Mode
+	// Policy is a proposed deny-only policy document in the lock's vocabulary, as JSON: the
+	// organisation's SCP (lockpolicy.SCP) or any lock. It is compiled at synth (an unsupported
+	// document is an error) and stored compressed (Lambda's environment holds 4 KB).
+	Policy string
+}
+
+// env returns the shadow environment variable, validated.
+func (s *Shadow) env() (key, value string, err error) {
+	switch {
+	case s.Mode != "" && s.Policy != "":
+		return "", "", errors.New("detector: Props.Shadow: set Mode or Policy, not both")
+	case s.Mode != "":
+		if _, err := lockpolicy.ParseMode(string(s.Mode)); err != nil {
+			return "", "", fmt.Errorf("detector: Props.Shadow.Mode: %w", err)
+		}
+		return contract.EnvShadowMode, string(s.Mode), nil
+	case s.Policy != "":
+		if _, err := shadow.CompileJSON([]byte(s.Policy)); err != nil {
+			return "", "", fmt.Errorf("detector: Props.Shadow.Policy: %w", err)
+		}
+		v, err := shadowrun.EncodePolicy([]byte(s.Policy))
+		if err != nil {
+			return "", "", fmt.Errorf("detector: Props.Shadow.Policy: %w", err)
+		}
+		return contract.EnvShadowPolicy, v, nil
+	default:
+		return "", "", errors.New("detector: Props.Shadow: set Mode or Policy")
+	}
 }
 
 // Organization is the central detector's organisation: where the member accounts' instance
@@ -229,6 +275,11 @@ var (
 
 // Validate checks props and returns an error that names the offending field.
 func (p *Props) Validate() error {
+	if p.Shadow != nil {
+		if _, _, err := p.Shadow.env(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case p.AlertEmail != "" && !emailRE.MatchString(p.AlertEmail):
 		return fmt.Errorf("detector: Props.AlertEmail %q is not an e-mail address", p.AlertEmail)
@@ -403,6 +454,10 @@ func New(scope constructs.Construct, id string, props *Props) (Detector, error) 
 	}
 	if shared != "" {
 		env[EnvSharedVPCEndpoints] = jsii.String(shared)
+	}
+	if props.Shadow != nil {
+		k, v, _ := props.Shadow.env() // validated above
+		env[k] = jsii.String(v)
 	}
 	if o := props.Organization; o != nil {
 		env[EnvOrganizationID] = jsii.String(o.ID)

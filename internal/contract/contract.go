@@ -24,6 +24,12 @@ const (
 	// CIDRs: central NAT gateways reached over Transit Gateway, corporate proxies); the detector
 	// and the locker read it (lockpolicy.ParseTrust).
 	EnvTrustedEgressPrefixes = "DEFENDERS_TRUSTED_EGRESS_PREFIXES"
+	// EnvShadowMode is shadow mode's proposed lock mode (lockpolicy.Mode): every judged record
+	// is evaluated against the lock that mode would give its instance (internal/shadowrun).
+	EnvShadowMode = "DEFENDERS_SHADOW_MODE"
+	// EnvShadowPolicy is shadow mode's proposed deny-only policy (an SCP from lockpolicy.SCP,
+	// or any lock-shaped document): JSON, or its gzip in standard base64 (shadowrun.EncodePolicy).
+	EnvShadowPolicy = "DEFENDERS_SHADOW_POLICY"
 	// EnvSharedVPCEndpoints holds the app's shared VPC endpoints (comma-separated vpce- ids of
 	// interface endpoints in a shared-services VPC); the detector and the locker read it.
 	EnvSharedVPCEndpoints = "DEFENDERS_SHARED_VPC_ENDPOINTS"
@@ -120,6 +126,8 @@ const (
 	KeyLockdown                    = "defenders:lockdown"
 	KeyTrustedEgressPrefixes       = "defenders:trustedEgressPrefixes"
 	KeySharedVPCEndpoints          = "defenders:sharedVpcEndpoints"
+	KeyShadowMode                  = "defenders:shadowMode"
+	KeyShadowSCP                   = "defenders:shadowScp"
 
 	// Organisation mode (stacks/organization.go, constructs/organization): unset
 	// KeyOrganizationID keeps the single-account app; every other key below is then an error.

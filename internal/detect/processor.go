@@ -47,6 +47,16 @@ type Config struct {
 	// AccountWorkers bounds the accounts of one batch decided concurrently
 	// in organisation mode (DefaultAccountWorkers).
 	AccountWorkers int
+	// Shadow, when set, also sees every judged record with its instance
+	// (shadow mode: a proposed lock or SCP evaluated in report-only mode,
+	// internal/shadowrun). It must be safe for concurrent use.
+	Shadow Observer
+}
+
+// Observer sees every record the processor judged, with what the inventory
+// knows of its instance (found is false for an unknown instance).
+type Observer interface {
+	Observe(rec *cloudtrail.Record, inst Instance, found bool)
 }
 
 // Stats counts what happened to a batch. Fields are additive across
@@ -229,6 +239,7 @@ type Processor struct {
 	dedupe  *Deduper           // nil when disabled
 	org     AccountInventories // nil: not in organisation mode
 	workers int
+	shadow  Observer // nil: no shadow mode
 
 	accountMu sync.RWMutex
 	account   string
@@ -238,7 +249,7 @@ type Processor struct {
 // (typically a MultiRegionInventory over CachedInventories).
 func NewProcessor(inv Inventory, cfg Config) *Processor {
 	p := &Processor{inv: inv, policy: cfg.Policy, self: cfg.Self, region: cfg.Region, account: cfg.Account,
-		org: cfg.Org, workers: cfg.AccountWorkers}
+		org: cfg.Org, workers: cfg.AccountWorkers, shadow: cfg.Shadow}
 	if p.workers <= 0 {
 		p.workers = DefaultAccountWorkers
 	}
@@ -559,6 +570,9 @@ func (p *Processor) recheck(ctx context.Context, inv Inventory, js []judged, res
 // settle records the outcome of a decided record in res: OK, or an alert
 // unless a duplicate.
 func (p *Processor) settle(j judged, res *Result) {
+	if p.shadow != nil && j.v.Kind != AccountNotCovered {
+		p.shadow.Observe(j.t.rec, j.inst, j.found)
+	}
 	if j.found && p.region != "" && j.inst.Region != "" && j.inst.Region != p.region {
 		res.Stats.OtherRegion++
 	}

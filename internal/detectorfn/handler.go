@@ -21,6 +21,7 @@ import (
 	"github.com/defenders-cdk/defenders/internal/detect"
 	"github.com/defenders-cdk/defenders/internal/ec2inventory"
 	"github.com/defenders-cdk/defenders/internal/lambdarun"
+	"github.com/defenders-cdk/defenders/internal/shadowrun"
 )
 
 // Delivery guarantees
@@ -96,6 +97,8 @@ type Handler struct {
 
 	accountOnce sync.Once // warns once when the function's account is unknown
 
+	shadow *shadowrun.Runner // shadow mode, nil: off
+
 	// Organisation mode only (nil otherwise).
 	sessions *ec2inventory.MemberSessions
 	org      *detect.Organization
@@ -106,6 +109,21 @@ func (h *Handler) clock() time.Time {
 		return h.now()
 	}
 	return time.Now()
+}
+
+// flushShadow writes shadow mode's report of this invocation (one log line
+// and its metrics, next to the EMF records); a failure is logged, never an
+// invocation error: the report is evidence for a decision, not an alert.
+func (h *Handler) flushShadow(log *slog.Logger, requestID string) {
+	if h.shadow == nil {
+		return
+	}
+	h.outMu.Lock()
+	err := h.shadow.Flush(h.out, h.clock(), requestID)
+	h.outMu.Unlock()
+	if err != nil {
+		log.Warn("shadow report not written", lambdarun.KeyError, err.Error())
+	}
 }
 
 // shape is the kind of event an invocation carries.
@@ -290,6 +308,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	m.DurationMs = msSince(h.clock(), start)
 	h.emit(m, res, sts0, requestID)
+	h.flushShadow(log, requestID)
 	attrs := []any{"source", kind.String(), "stats", res.Stats,
 		"published", m.Published, "dead_lettered", m.DeadLettered, "undelivered", m.Undelivered}
 	if h.org != nil {

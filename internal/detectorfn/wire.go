@@ -21,6 +21,7 @@ import (
 	"github.com/defenders-cdk/defenders/internal/lambdarun"
 	"github.com/defenders-cdk/defenders/internal/lockdown"
 	"github.com/defenders-cdk/defenders/internal/lockpolicy"
+	"github.com/defenders-cdk/defenders/internal/shadowrun"
 )
 
 // Start is the detector's cold start: it reads the settings through
@@ -73,7 +74,14 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger, ou
 			return string(b), err
 		}
 	}
-	return New(s, c, log, out), nil
+	shadow, err := shadowrun.FromEnv(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("detector: %w", err)
+	}
+	if shadow != nil {
+		log.Info("shadow mode", "mode", shadow.Mode(), "proposal", shadow.Proposal())
+	}
+	return New(s, c, log, out, shadow), nil
 }
 
 // Clients are the AWS clients the handler uses.
@@ -139,9 +147,12 @@ func ClientsFromConfig(cfg aws.Config) Clients {
 }
 
 // New wires the detector: the settings s, the clients c, the logger log
-// and out for the EMF records.
-func New(s detect.Settings, c Clients, log *slog.Logger, out io.Writer) *Handler {
-	return newHandler(s, c, log, out, clock{})
+// and out for the EMF records, and shadow mode's runner (nil: off; every
+// judged record is shown to it and its report written at the end of each
+// invocation).
+func New(s detect.Settings, c Clients, log *slog.Logger, out io.Writer, shadow *shadowrun.Runner) *Handler {
+	h := newHandler(s, c, log, out, clock{shadow: shadow})
+	return h
 }
 
 // clock is the time source of the wiring; nil fields are the real clock.
@@ -153,6 +164,8 @@ type clock struct {
 
 	orgMaxAccounts, orgMaxInstances int // detect.OrgOptions
 	maxSessions                     int // ec2inventory.SessionOptions.MaxSessions
+
+	shadow *shadowrun.Runner // shadow mode (New's argument), nil: off
 }
 
 // newHandler is New with the clock k.
@@ -182,12 +195,16 @@ func newHandler(s detect.Settings, c Clients, log *slog.Logger, out io.Writer, k
 		DedupeWindow: s.DedupeWindow,
 		Now:          k.now,
 	}
+	if k.shadow != nil {
+		cfg.Shadow = k.shadow
+	}
 	h := &Handler{
-		pub: &snsPublisher{api: c.SNS, topicARN: s.TopicARN},
-		dlq: &deadLetterQueue{api: c.SQS, url: s.DLQURL, topicARN: s.TopicARN},
-		log: log,
-		out: out,
-		now: k.now,
+		pub:    &snsPublisher{api: c.SNS, topicARN: s.TopicARN},
+		dlq:    &deadLetterQueue{api: c.SQS, url: s.DLQURL, topicARN: s.TopicARN},
+		log:    log,
+		out:    out,
+		now:    k.now,
+		shadow: k.shadow,
 	}
 	if s.Organization() {
 		h.sessions, h.org = organization(s, c, k)

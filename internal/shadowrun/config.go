@@ -15,8 +15,8 @@ import (
 	"github.com/defenders-cdk/defenders/internal/shadow"
 )
 
-// Environment variables of the detector's shadow mode (to move to
-// internal/contract). Set at most one of the two; neither turns shadow mode
+// Environment variables of the detector's shadow mode (internal/contract's,
+// which constructs/detector sets). Set at most one of the two; neither turns shadow mode
 // off.
 const (
 	// EnvShadowMode is a proposed lock mode (lockpolicy.Mode:
@@ -24,12 +24,12 @@ const (
 	// every instance session is evaluated against the lock that mode would
 	// give its instance, with the app's trust
 	// (contract.EnvTrustedEgressPrefixes, contract.EnvSharedVPCEndpoints).
-	EnvShadowMode = "DEFENDERS_SHADOW_MODE"
+	EnvShadowMode = contract.EnvShadowMode
 	// EnvShadowPolicy is a proposed deny-only policy document in the lock
 	// vocabulary (shadow.CompileJSON): an SCP from lockpolicy.SCP, a lock,
 	// DenyAll. Either the JSON itself or, to fit Lambda's 4 KB of
 	// environment, its gzip compressed in standard base64 (EncodePolicy).
-	EnvShadowPolicy = "DEFENDERS_SHADOW_POLICY"
+	EnvShadowPolicy = contract.EnvShadowPolicy
 )
 
 // Config is what a Runner evaluates: exactly one of Mode and Policy.
