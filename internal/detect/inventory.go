@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/defenders-cdk/defenders/internal/tokenbucket"
 )
 
 // Instance is what the inventory knows about one EC2 instance. Slices
@@ -342,8 +344,7 @@ type CachedInventory struct {
 	entries  map[string]*list.Element // of *cacheEntry
 	lru      list.List                // front: most recently used
 	inflight map[string]*call
-	tokens   float64
-	last     time.Time
+	bucket   *tokenbucket.Bucket // the miss rate limit
 	stats    CacheStats
 
 	// The circuit breaker.
@@ -434,8 +435,7 @@ func NewCachedInventory(src Inventory, o CacheOptions) *CachedInventory {
 		o:        o,
 		entries:  make(map[string]*list.Element),
 		inflight: make(map[string]*call),
-		tokens:   float64(o.MissBurst),
-		last:     o.Now(),
+		bucket:   tokenbucket.New(o.MissRate, o.MissBurst),
 	}
 }
 
@@ -498,24 +498,12 @@ func (c *CachedInventory) maxWait(ctx context.Context) time.Duration {
 // advance (the bucket may go negative), so that concurrent callers queue
 // up at the configured rate. Called with c.mu held.
 func (c *CachedInventory) reserve(now time.Time, maxWait time.Duration) (time.Duration, bool) {
-	if c.o.MissRate < 0 {
-		return 0, true
-	}
-	if d := now.Sub(c.last); d > 0 {
-		c.tokens = min(float64(c.o.MissBurst), c.tokens+d.Seconds()*c.o.MissRate)
-		c.last = now
-	}
-	var wait time.Duration
-	if c.tokens < 1 {
-		wait = time.Duration((1 - c.tokens) / c.o.MissRate * float64(time.Second))
-		if wait > maxWait {
-			return 0, false
-		}
+	wait, ok := c.bucket.Reserve(now, maxWait)
+	if ok && wait > 0 {
 		c.stats.RateWaits++
 		c.stats.RateWaited += wait
 	}
-	c.tokens--
-	return wait, true
+	return wait, ok
 }
 
 // breakerOpen reports whether the breaker keeps the source from being

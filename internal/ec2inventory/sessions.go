@@ -15,6 +15,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/defenders-cdk/defenders/internal/detect"
+
+	"github.com/defenders-cdk/defenders/internal/tokenbucket"
 )
 
 // Member accounts (organisation mode)
@@ -140,8 +142,7 @@ type MemberSessions struct {
 	mu       sync.Mutex
 	lru      list.List // of *session, most recently used at the front
 	accounts map[string]*list.Element
-	tokens   float64
-	last     time.Time
+	bucket   *tokenbucket.Bucket // the AssumeRole rate limit
 	stats    SessionStats
 }
 
@@ -205,7 +206,7 @@ func NewMemberSessions(api STSAPI, o SessionOptions) *MemberSessions {
 		o.Sleep = sleep
 	}
 	return &MemberSessions{api: api, o: o, accounts: make(map[string]*list.Element),
-		tokens: float64(o.Burst), last: o.Now()}
+		bucket: tokenbucket.New(o.Rate, o.Burst)}
 }
 
 // sleep waits for d or until ctx is done.
@@ -366,24 +367,14 @@ func (m *MemberSessions) session(account string) *session {
 // detect.CachedInventory's miss rate limit, which works the same way.
 // Called with m.mu held.
 func (m *MemberSessions) reserve(now time.Time, maxWait time.Duration) (time.Duration, bool) {
-	if m.o.Rate < 0 {
-		return 0, true
-	}
-	if d := now.Sub(m.last); d > 0 {
-		m.tokens = min(float64(m.o.Burst), m.tokens+d.Seconds()*m.o.Rate)
-		m.last = now
-	}
-	var wait time.Duration
-	if m.tokens < 1 {
-		wait = time.Duration((1 - m.tokens) / m.o.Rate * float64(time.Second))
-		if wait > maxWait {
-			m.stats.RateRefused++
-			return 0, false
-		}
+	wait, ok := m.bucket.Reserve(now, maxWait)
+	switch {
+	case !ok:
+		m.stats.RateRefused++
+	case wait > 0:
 		m.stats.RateWaits++
 	}
-	m.tokens--
-	return wait, true
+	return wait, ok
 }
 
 // assume calls AssumeRole for account's member role, within the rate
