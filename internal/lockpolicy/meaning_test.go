@@ -1,12 +1,9 @@
 package lockpolicy
 
 import (
-	"context"
 	"encoding/json"
 	"maps"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/defenders-cdk/defenders/internal/iameval"
 )
@@ -226,22 +223,10 @@ func TestLockMeaning(t *testing.T) {
 			Context: tt.context, IdentityPolicies: policies,
 		}
 	}
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	results, err := iameval.Evaluate(c, reqs)
-	if err != nil {
-		t.Fatalf("Evaluate: %v", err)
-	}
+	results := evaluate(t, reqs)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := results[i]
-			if got.Decision != tt.want {
-				t.Errorf("decision = %s, want %s\nexplain: %s", got.Decision, tt.want, got.Explain)
-			}
-			want := slices.Sorted(slices.Values(tt.deniers))
-			if !slices.Equal(got.DenyingStatements, want) {
-				t.Errorf("denied by %q, want %q", got.DenyingStatements, want)
-			}
+			checkDecision(t, results[i], tt.want, tt.deniers)
 		})
 	}
 }

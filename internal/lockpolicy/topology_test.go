@@ -1,11 +1,8 @@
 package lockpolicy
 
 import (
-	"context"
 	"encoding/json"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/defenders-cdk/defenders/internal/iameval"
 )
@@ -128,21 +125,10 @@ func TestTopologies(t *testing.T) {
 			},
 		}
 	}
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	results, err := iameval.Evaluate(c, reqs)
-	if err != nil {
-		t.Fatalf("Evaluate: %v", err)
-	}
+	results := evaluate(t, reqs)
 	for i, tt := range tests {
 		t.Run(tt.topology+"/"+tt.name, func(t *testing.T) {
-			got := results[i]
-			if got.Decision != tt.want {
-				t.Errorf("decision = %s, want %s\nexplain: %s", got.Decision, tt.want, got.Explain)
-			}
-			if want := slices.Sorted(slices.Values(tt.deniers)); !slices.Equal(got.DenyingStatements, want) {
-				t.Errorf("denied by %q, want %q", got.DenyingStatements, want)
-			}
+			checkDecision(t, results[i], tt.want, tt.deniers)
 		})
 	}
 }
