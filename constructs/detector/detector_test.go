@@ -111,9 +111,10 @@ func TestDetectorWiring(t *testing.T) {
 	})
 }
 
-// TestDetectorRoleIsLeastPrivilege evaluates the synthesized role with the IAM evaluator.
-func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
-	tpl := synth(t, &detector.Props{})
+// roleDocuments returns the policy documents of tpl with the detector's resources resolved to
+// example ARNs (us-east-1, account 111122223333), for the IAM evaluator.
+func roleDocuments(t *testing.T, tpl map[string]any) []iameval.Policy {
+	t.Helper()
 	values := map[string]any{`{"Ref":"AWS::Partition"}`: "aws"}
 	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
 	values[`{"Ref":"`+topicID+`"}`] = "arn:aws:sns:us-east-1:111122223333:alerts"
@@ -126,7 +127,13 @@ func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
 	for id := range cdktest.Resources(tpl, "AWS::KMS::Key") {
 		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	}
-	docs := cdktest.PolicyDocuments(t, tpl, values)
+	return cdktest.PolicyDocuments(t, tpl, values)
+}
+
+// TestDetectorRoleIsLeastPrivilege evaluates the synthesized role with the IAM evaluator.
+func TestDetectorRoleIsLeastPrivilege(t *testing.T) {
+	tpl := synth(t, &detector.Props{})
+	docs := roleDocuments(t, tpl)
 	cases := []cdktest.Decision{
 		{Action: "ec2:DescribeInstances", Resource: "*", Want: iameval.Allowed},
 		{Action: "ec2:DescribeNatGateways", Resource: "*", Want: iameval.Allowed},

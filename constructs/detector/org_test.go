@@ -168,19 +168,7 @@ func TestOrganisationOnTheDefaultBusMakesNoSecondRule(t *testing.T) {
 // role may be.
 func TestTheDetectorMayAssumeTheMemberRoleOnlyInTheOrganisation(t *testing.T) {
 	tpl := synthOrg(t, "defenders-central", nil)
-	values := map[string]any{`{"Ref":"AWS::Partition"}`: "aws"}
-	topicID, _ := one(t, tpl, "AWS::SNS::Topic")
-	values[`{"Ref":"`+topicID+`"}`] = "arn:aws:sns:us-east-1:111122223333:alerts"
-	for id := range cdktest.Resources(tpl, "AWS::SQS::Queue") {
-		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:sqs:us-east-1:111122223333:dlq"
-	}
-	for id := range cdktest.Resources(tpl, "AWS::Logs::LogGroup") {
-		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:logs:us-east-1:111122223333:log-group:det:*"
-	}
-	for id := range cdktest.Resources(tpl, "AWS::KMS::Key") {
-		values[`{"Fn::GetAtt":["`+id+`","Arn"]}`] = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-	}
-	docs := cdktest.PolicyDocuments(t, tpl, values)
+	docs := roleDocuments(t, tpl)
 	const (
 		detectorRole = "arn:aws:iam::111122223333:role/det-Role"
 		session      = "arn:aws:sts::111122223333:assumed-role/det-Role/det-Function"
