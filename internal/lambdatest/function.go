@@ -94,8 +94,9 @@ func Start(t testing.TB, bootstrapPath string, env map[string]string) *Function 
 			err = fmt.Errorf("exited with status 0")
 		}
 		f.exit = fmt.Errorf("the function process %s: %w", filepath.Base(bootstrapPath), err)
-		rt.fail(f.exit)
+		// Exited first, then the pending invocations fail: whoever sees the failure sees the exit.
 		close(f.exited)
+		rt.fail(f.exit)
 	}()
 	t.Cleanup(func() {
 		_ = f.cmd.Process.Kill()
