@@ -530,15 +530,25 @@ func (c *Cloud) mayWrite(r *Role) bool {
 	return false
 }
 
+// writableRole returns the role the request names if the caller may write it, else the error
+// IAM gives (NoSuchEntity, or AccessDenied naming action). Called with c.mu held.
+func (c *Cloud) writableRole(req *Request, action string) (*Role, error) {
+	r, err := c.role(req.Get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	if !c.mayWrite(r) {
+		return nil, Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: %s on resource: role %s", action, r.Name)
+	}
+	return r, nil
+}
+
 func (c *Cloud) putRolePolicy(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.role(req.Get("RoleName"))
+	r, err := c.writableRole(req, "iam:PutRolePolicy")
 	if err != nil {
 		return "", err
-	}
-	if !c.mayWrite(r) {
-		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:PutRolePolicy on resource: role %s", r.Name)
 	}
 	name, doc := req.Get("PolicyName"), req.Get("PolicyDocument")
 	if name == "" || doc == "" {
@@ -599,12 +609,9 @@ func (c *Cloud) listAttachedRolePolicies(req *Request) (string, error) {
 func (c *Cloud) attachRolePolicy(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.role(req.Get("RoleName"))
+	r, err := c.writableRole(req, "iam:AttachRolePolicy")
 	if err != nil {
 		return "", err
-	}
-	if !c.mayWrite(r) {
-		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:AttachRolePolicy on resource: role %s", r.Name)
 	}
 	arn := req.Get("PolicyArn")
 	if !slices.Contains(ManagedPolicies, arn) {
@@ -623,12 +630,9 @@ func (c *Cloud) attachRolePolicy(req *Request) (string, error) {
 func (c *Cloud) detachRolePolicy(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.role(req.Get("RoleName"))
+	r, err := c.writableRole(req, "iam:DetachRolePolicy")
 	if err != nil {
 		return "", err
-	}
-	if !c.mayWrite(r) {
-		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:DetachRolePolicy on resource: role %s", r.Name)
 	}
 	i := slices.Index(r.Attached, req.Get("PolicyArn"))
 	if i < 0 {
@@ -641,12 +645,9 @@ func (c *Cloud) detachRolePolicy(req *Request) (string, error) {
 func (c *Cloud) deleteRolePolicy(req *Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.role(req.Get("RoleName"))
+	r, err := c.writableRole(req, "iam:DeleteRolePolicy")
 	if err != nil {
 		return "", err
-	}
-	if !c.mayWrite(r) {
-		return "", Errorf(http.StatusForbidden, "AccessDenied", "User is not authorized to perform: iam:DeleteRolePolicy on resource: role %s", r.Name)
 	}
 	name := req.Get("PolicyName")
 	if _, ok := r.Policies[name]; !ok {
