@@ -89,12 +89,7 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
 
 fuzz:
-	@set -e; for pkg in $$(go list ./internal/...); do \
-	  for t in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    out=$$(go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $$pkg 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
-	  done; \
-	done
+	scripts/fuzz.sh $(FUZZTIME)
 
 # The examples app is its own Go module (as an outside user's would be): vet, test, synth it.
 examples: tools
