@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/defenders-cdk/defenders/constructs/detector"
@@ -41,11 +42,19 @@ func build(app awscdk.App) error {
 	// The detector and the locker in a stack of their own; both return an error (invalid props,
 	// a failed Lambda build) instead of panicking.
 	security := awscdk.NewStack(app, jsii.String("security"), nil)
-	det, err := detector.New(security, "Detector", &detector.Props{AlertEmail: "secops@example.com"})
+	// What the whole app trusts besides each instance: interface endpoints in a shared-services
+	// VPC (reached over Transit Gateway). The locks, the locker and the detector get the same.
+	trust := lock.Trust{SharedVPCEndpoints: []string{"vpce-0bbbb2222cccc3333"}}
+	det, err := detector.New(security, "Detector", &detector.Props{
+		AlertEmail: "secops@example.com",
+		Trust:      trust,
+		// Report, without enforcing anything, what an endpoints-only lock would deny.
+		Shadow: &detector.Shadow{Mode: lock.VPCEndpointsOnly},
+	})
 	if err != nil {
 		return err
 	}
-	if _, err := locker.New(security, "Locker", &locker.Props{AlarmTopicARN: *det.Topic().TopicArn()}); err != nil {
+	if _, err := locker.New(security, "Locker", &locker.Props{AlarmTopicARN: *det.Topic().TopicArn(), Trust: trust}); err != nil {
 		return err
 	}
 
@@ -88,20 +97,28 @@ func build(app awscdk.App) error {
 	if err := lock.Everything(worker, &lock.Options{Mode: lock.NATEgress}); err != nil {
 		return err
 	}
-	// An isolated instance: VPC endpoints only.
+	// An isolated instance: VPC endpoints only, its own VPC's and the shared ones.
 	vault := newInstance("Vault", awsec2.SubnetType_PRIVATE_ISOLATED)
-	if err := lock.Everything(vault, &lock.Options{Mode: lock.VPCEndpointsOnly}); err != nil {
+	if err := lock.Everything(vault, &lock.Options{Mode: lock.VPCEndpointsOnly, Trust: trust}); err != nil {
 		return err
 	}
-	// An Auto Scaling group in the private subnets.
-	fleet := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Fleet"), &awsautoscaling.AutoScalingGroupProps{
-		Vpc:           vpc,
-		VpcSubnets:    &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+	// An Auto Scaling group in the private subnets, from a launch template (launch
+	// configurations are in maintenance mode) with its own role.
+	fleetRole := awsiam.NewRole(stack, jsii.String("FleetRole"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+	})
+	template := awsec2.NewLaunchTemplate(stack, jsii.String("FleetTemplate"), &awsec2.LaunchTemplateProps{
 		InstanceType:  awsec2.NewInstanceType(jsii.String("t4g.nano")),
 		MachineImage:  awsec2.MachineImage_LatestAmazonLinux2023(&awsec2.AmazonLinux2023ImageSsmParameterProps{CpuType: awsec2.AmazonLinuxCpuType_ARM_64}),
 		RequireImdsv2: jsii.Bool(true),
-		MinCapacity:   jsii.Number(1),
-		MaxCapacity:   jsii.Number(3),
+		Role:          fleetRole,
+	})
+	fleet := awsautoscaling.NewAutoScalingGroup(stack, jsii.String("Fleet"), &awsautoscaling.AutoScalingGroupProps{
+		Vpc:            vpc,
+		VpcSubnets:     &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+		LaunchTemplate: template,
+		MinCapacity:    jsii.Number(1),
+		MaxCapacity:    jsii.Number(3),
 	})
 	return lock.Everything(fleet, &lock.Options{Mode: lock.NATEgress})
 }
