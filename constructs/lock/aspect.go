@@ -159,8 +159,11 @@ func refID(stack awscdk.Stack, v *string) string {
 	return id
 }
 
+// logicalID is e's logical id as the template writes it: e.LogicalId() honours an override
+// (CfnInclude keeps every imported resource's original id that way), stack.GetLogicalId would
+// give the id CDK allocated before it.
 func logicalID(stack awscdk.Stack, e awscdk.CfnElement) string {
-	id, _ := stack.Resolve(stack.GetLogicalId(e)).(string)
+	id, _ := stack.Resolve(e.LogicalId()).(string)
 	return id
 }
 
@@ -204,8 +207,18 @@ func (a *everything) lockCfnInstance(cfn awsec2.CfnInstance, role roleRef, holde
 		}
 	case NATEgress, VPCEndpointsOnly:
 		if place == nil {
-			return fmt.Errorf("defenders lock: the VPC of %s is not in the construct tree (neither an awsec2.Vpc of this app nor an imported VPC), "+
-				"so mode %s cannot find it; lock the role with lock.New and explicit VPC ids and addresses", path, a.opts.Mode)
+			// The subnet is not in the construct tree (a parameter, an export: templates brought
+			// in with CfnInclude): the instance names its VPC once it exists, so the lock
+			// references it and is attached after launch, as in public-IP mode.
+			if a.opts.Mode == NATEgress && len(a.opts.NATIPs) == 0 {
+				return fmt.Errorf("defenders lock: the VPC of %s is not in the construct tree (neither an awsec2.Vpc of this app nor an imported VPC), "+
+					"so mode %s cannot find its NAT gateways; give their public addresses in Options.NATIPs", path, NATEgress)
+			}
+			vpcs, src = []string{*cfn.AttrVpcId()}, nil
+			if a.opts.Mode == NATEgress {
+				src = a.opts.NATIPs
+			}
+			break
 		}
 		vpcs, beforeLaunch = []string{*place.vpc.VpcId()}, true
 		if a.opts.Mode == NATEgress {
