@@ -118,8 +118,13 @@ func (t Trust) Validate(isToken func(string) bool) (Trust, error) {
 	}
 	for _, raw := range t.SharedVPCEndpoints {
 		if !isToken(raw) && !IsVPCEndpointID(raw) {
-			errs = append(errs, fmt.Errorf("shared VPC endpoint: %w %q: want vpce- followed by 8 or 17 lowercase hex digits",
-				ErrInvalidVPCEndpoint, raw))
+			hint := ""
+			if IsVPCID(raw) {
+				// The natural mistake: the shared-services VPC instead of its endpoints.
+				hint = fmt.Sprintf(" (that is a VPC: list its interface endpoints, `aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values=%s --query 'VpcEndpoints[].VpcEndpointId'`)", raw)
+			}
+			errs = append(errs, fmt.Errorf("shared VPC endpoint: %w %q: want vpce- followed by 8 or 17 lowercase hex digits%s",
+				ErrInvalidVPCEndpoint, raw, hint))
 			continue
 		}
 		out.SharedVPCEndpoints = append(out.SharedVPCEndpoints, raw)
