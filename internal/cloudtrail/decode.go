@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // DefaultMaxPayloadBytes is the default cap on the decompressed size of one
@@ -172,7 +173,7 @@ func (d *Decoder) prefilter(raw []byte) bool {
 // CloudTrail record ("AWS API Call via CloudTrail" and the other "... via
 // CloudTrail" detail types) and appends the record to b if it passes the
 // pre-filter. Events of other detail types are counted as ignored. The
-// record's Raw aliases raw.
+// record's JSON aliases raw.
 func (d *Decoder) DecodeEventBridge(raw []byte, b *Batch) error {
 	s := scanner{b: raw}
 	b.Payloads++
@@ -224,7 +225,7 @@ func (d *Decoder) DecodeEventBridge(raw []byte, b *Batch) error {
 		return nil
 	}
 	var r Record
-	if err := parseRecord(&r, detail); err != nil {
+	if err := parseRecord(&r, detail, false); err != nil {
 		b.addError(&ItemError{Source: SourceEventBridge, ID: id, Err: err})
 		return nil
 	}
@@ -445,7 +446,8 @@ func (d *Decoder) kinesisRecord(s *scanner, f *inflater, b *Batch) error {
 // counted in b.Ignored and contributes nothing else. A log event that cannot
 // be decoded becomes an ItemError. The returned error reports a payload that
 // is unusable as a whole; records decoded before the point of failure are
-// kept in b.
+// kept in b. The records alias payload, which must not be modified while
+// they are in use.
 func (d *Decoder) DecodeCWLPayload(payload []byte, b *Batch) error {
 	return d.decodeCWL(payload, b, SourceCWL, "")
 }
@@ -521,7 +523,8 @@ func (d *Decoder) logEvent(s *scanner, b *Batch, src Source, seq string) error {
 	}
 	var id, msg []byte
 	var msgFlags strFlags
-	var haveMsg bool
+	var haveMsg, fused bool
+	var r Record
 	var itemErr error
 	typeErr := func(field string, c byte) error {
 		if err := s.skipAs(field, "string", c); !errors.Is(err, ErrType) {
@@ -549,8 +552,19 @@ func (d *Decoder) logEvent(s *scanner, b *Batch, src Source, seq string) error {
 				return typeErr("logEvents[].id", c)
 			}
 		case "message":
+			fused = false
 			switch c := s.peek(); c {
 			case '"':
+				// One pass: parse the record while finding the end of
+				// the string; if the escaped parser gives up, find the
+				// end alone and take the two-step path below.
+				e := escScanner{b: s.b, pos: s.pos + 1}
+				r = Record{}
+				if e.record(&r) {
+					haveMsg, fused, msg = true, true, s.b[s.pos+1:e.pos-1]
+					s.pos = e.pos
+					return nil
+				}
 				start, end, flags, err := s.strFlags()
 				haveMsg, msg, msgFlags = true, s.b[start:end], flags
 				return err
@@ -575,26 +589,43 @@ func (d *Decoder) logEvent(s *scanner, b *Batch, src Source, seq string) error {
 		b.addError(&ItemError{Source: src, ID: string(id), SequenceNumber: seq, Err: itemErr})
 		return nil
 	}
-	if !(d != nil && d.DecodeAll) && msgFlags&flagUnicode == 0 && !mayBeInstanceSession(msg) {
-		b.Filtered++
-		return nil
-	}
-	raw := make([]byte, 0, len(msg))
-	if msgFlags&flagEscaped != 0 {
-		raw, err = appendUnescape(raw, msg)
+	decodeAll := d != nil && d.DecodeAll
+	if fused {
+		// The same pre-filter decision as below, without searching the
+		// message when the parsed fields already show an instance session
+		// (the pre-filter would find what they were read from).
+		if !decodeAll && !strings.Contains(r.UserIdentity.PrincipalID, ":i-") &&
+			r.UserIdentity.SessionContext.EC2RoleDelivery == "" && !MayBeInstanceSession(msg) {
+			b.Filtered++
+			return nil
+		}
+		r.raw, r.escaped = msg, true
 	} else {
-		raw = append(raw, msg...)
-	}
-	var r Record
-	if err == nil {
-		err = parseRecord(&r, raw)
-	}
-	if err != nil {
-		b.addError(&ItemError{Source: src, ID: string(id), SequenceNumber: seq, Err: err})
-		return nil
+		if !decodeAll && msgFlags&flagUnicode == 0 && !mayBeInstanceSession(msg) {
+			b.Filtered++
+			return nil
+		}
+		raw := make([]byte, 0, len(msg))
+		if msgFlags&flagEscaped != 0 {
+			raw, err = appendUnescape(raw, msg)
+		} else {
+			raw = append(raw, msg...)
+		}
+		r = Record{}
+		if err == nil {
+			err = parseRecord(&r, raw, true)
+		}
+		if err != nil {
+			b.addError(&ItemError{Source: src, ID: string(id), SequenceNumber: seq, Err: err})
+			return nil
+		}
 	}
 	r.Source = src
-	r.DeliveryID = string(id)
+	if len(id) > 0 {
+		// id is in the payload (or a fresh unescaped copy), which is never
+		// written again: alias it like the record's other strings.
+		r.DeliveryID = unsafe.String(&id[0], len(id))
+	}
 	r.SequenceNumber = seq
 	b.Records = append(b.Records, r)
 	return nil
@@ -640,7 +671,6 @@ func topLevelError(s *scanner, c byte) error {
 type inflater struct {
 	zr  gzip.Reader
 	br  bytes.Reader
-	out []byte // decompressed payload
 	b64 []byte // decoded base64
 }
 
@@ -652,9 +682,6 @@ var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 func getInflater() *inflater { return inflaters.Get().(*inflater) }
 
 func putInflater(f *inflater) {
-	if cap(f.out) > maxPooledBuffer {
-		f.out = nil
-	}
 	if cap(f.b64) > maxPooledBuffer {
 		f.b64 = nil
 	}
@@ -681,8 +708,9 @@ func (f *inflater) base64(data []byte) ([]byte, error) {
 	return buf[:m], nil
 }
 
-// gunzip decompresses gz into f's output buffer, failing once the output
-// exceeds limit bytes.
+// gunzip decompresses gz into a new buffer, failing once the output exceeds
+// limit bytes. The buffer is not pooled: the records decoded from it alias
+// it (see escScanner), so it lives as long as they do.
 func (f *inflater) gunzip(gz []byte, limit int) ([]byte, error) {
 	f.br.Reset(gz)
 	if err := f.zr.Reset(&f.br); err != nil {
@@ -697,17 +725,13 @@ func (f *inflater) gunzip(gz []byte, limit int) ([]byte, error) {
 		hint = int(binary.LittleEndian.Uint32(gz[len(gz)-4:]))
 	}
 	hint = min(hint, limit+1, 1100*len(gz))
-	buf := f.out[:0]
-	if cap(buf) < hint {
-		buf = make([]byte, 0, hint)
-	}
+	buf := make([]byte, 0, max(hint, 512))
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := f.zr.Read(buf[len(buf):min(cap(buf), limit+1)])
 		buf = buf[:len(buf)+n]
-		f.out = buf
 		if len(buf) > limit {
 			return nil, fmt.Errorf("cloudtrail: gunzip: output exceeds the %d-byte limit: %w", limit, ErrPayloadTooLarge)
 		}

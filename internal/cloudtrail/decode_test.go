@@ -83,8 +83,8 @@ func TestDecodeCWLPayloadWithMixedGoodAndBadEvents(t *testing.T) {
 		}
 	})
 	t.Run("the raw record is the unescaped message", func(t *testing.T) {
-		if !bytes.Equal(b.Records[1].Raw, cloudtrailtest.StolenFromForeignIP.JSON()) {
-			t.Errorf("Raw = %s", b.Records[1].Raw)
+		if !bytes.Equal(b.Records[1].JSON(), cloudtrailtest.StolenFromForeignIP.JSON()) {
+			t.Errorf("Raw = %s", b.Records[1].JSON())
 		}
 	})
 }
@@ -296,7 +296,7 @@ func TestDecodeEventBridge(t *testing.T) {
 		}
 		r := b.Records[0]
 		start := bytes.Index(file, []byte(`{"eventVersion"`))
-		if &r.Raw[0] != &file[start] || r.Raw[len(r.Raw)-1] != '}' {
+		if &r.JSON()[0] != &file[start] || r.JSON()[len(r.JSON())-1] != '}' {
 			t.Errorf("Raw does not alias the detail")
 		}
 		if r.DeliveryID != "6f1d2b8c-2a74-4f0b-9c1e-3d7f2a9b5e10" || r.ErrorCode != "AccessDenied" || r.AWSRegion != "us-east-1" {
@@ -314,8 +314,8 @@ func TestHugeRecordsDecode(t *testing.T) {
 		if err := new(cloudtrail.Decoder).DecodeCWLEvent(cloudtrailtest.CWLEvent(cloudtrailtest.CWLPayload(huge)), &b); err != nil || len(b.Records) != 1 {
 			t.Fatalf("error = %v, records %d", err, len(b.Records))
 		}
-		if len(b.Records[0].Raw) != len(huge) {
-			t.Errorf("Raw has %d bytes, want %d", len(b.Records[0].Raw), len(huge))
+		if len(b.Records[0].JSON()) != len(huge) {
+			t.Errorf("Raw has %d bytes, want %d", len(b.Records[0].JSON()), len(huge))
 		}
 	})
 	t.Run("the same payload fails under a 1 MiB limit", func(t *testing.T) {

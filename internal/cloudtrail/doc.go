@@ -19,8 +19,11 @@
 // The decoders therefore never run encoding/json over every record. A small
 // hand-written scanner walks the envelopes, and each record is first checked
 // by MayBeInstanceSession, a few substring searches on the raw (possibly
-// still JSON-string-escaped) bytes. Only records that pass are unescaped and
-// decoded, and only the fields detection needs are extracted into Record.
+// still JSON-string-escaped) bytes. Only records that pass are decoded, and
+// only the fields detection needs are extracted into Record. A CloudWatch Logs
+// message is parsed while it is still escaped, in the pass that finds the end
+// of its string (escScanner); its strings alias the decompressed payload, and
+// the record JSON is unescaped only when Record.JSON is called (for an alert).
 //
 // The pre-filter is conservative: it never rejects a record whose decoded
 // userIdentity.principalId contains ":i-" or which has a

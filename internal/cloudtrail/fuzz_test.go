@@ -48,8 +48,8 @@ func checkBatch(t *testing.T, b *cloudtrail.Batch) {
 		}
 	}
 	for _, r := range b.Records {
-		if !json.Valid(r.Raw) {
-			t.Fatalf("decoded record is not valid JSON: %q", r.Raw)
+		if !json.Valid(r.JSON()) {
+			t.Fatalf("decoded record is not valid JSON: %q", r.JSON())
 		}
 	}
 }
@@ -123,11 +123,11 @@ func checkCWLPayload(t *testing.T, payload []byte) {
 	// Every instance session found without the pre-filter is found with it.
 	kept := map[string]bool{}
 	for _, r := range b.Records {
-		kept[string(r.Raw)] = true
+		kept[string(r.JSON())] = true
 	}
 	for _, r := range all.Records {
-		if looksLikeInstanceSession(&r) && !kept[string(r.Raw)] {
-			t.Fatalf("pre-filter rejects an instance session: %q", r.Raw)
+		if looksLikeInstanceSession(&r) && !kept[string(r.JSON())] {
+			t.Fatalf("pre-filter rejects an instance session: %q", r.JSON())
 		}
 	}
 	// Records are the messages as encoding/json unescapes them.
@@ -149,11 +149,11 @@ func checkCWLPayload(t *testing.T, payload []byte) {
 	}
 	i := 0
 	for _, r := range all.Records {
-		for i < len(msgs) && msgs[i] != string(r.Raw) {
+		for i < len(msgs) && msgs[i] != string(r.JSON()) {
 			i++
 		}
 		if i == len(msgs) {
-			t.Fatalf("record %q is not one of the payload's messages", r.Raw)
+			t.Fatalf("record %q is not one of the payload's messages", r.JSON())
 		}
 		i++
 	}

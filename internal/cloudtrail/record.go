@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Record holds the fields of one CloudTrail record that detection needs,
@@ -15,11 +16,11 @@ import (
 // long time (a cache key, for example) should strings.Clone it so the rest of
 // the record can be collected.
 type Record struct {
-	// Raw is the CloudTrail record JSON. For EventBridge input it aliases
-	// the caller's buffer, which must then not be modified while the record
-	// is in use; for CloudWatch Logs and Kinesis input it is a private copy
-	// (the record has to be unescaped from a JSON string anyway).
-	Raw []byte
+	// raw is the record JSON (JSON returns it), or, when escaped is set,
+	// the record still escaped inside a CloudWatch Logs message, which
+	// JSON unescapes on demand: only alerts need it.
+	raw     []byte
+	escaped bool
 
 	EventVersion         string // eventVersion, e.g. "1.09"
 	EventID              string // eventID
@@ -80,6 +81,27 @@ type SessionIssuer struct {
 	UserName    string // userName, the role name
 }
 
+// JSON returns the CloudTrail record JSON. For EventBridge input it aliases
+// the caller's buffer, which must then not be modified while the record is
+// in use; for CloudWatch Logs and Kinesis input it is a new copy on each
+// call (the record is kept escaped, as it arrived, until it is needed).
+func (r *Record) JSON() []byte {
+	if !r.escaped {
+		return r.raw
+	}
+	out, err := appendUnescape(make([]byte, 0, len(r.raw)), r.raw)
+	if err != nil { // never: the decoder validated the string
+		return nil
+	}
+	return out
+}
+
+// SetJSON sets the record JSON that JSON returns, for records built by hand
+// (tests, replays); it does not parse it.
+func (r *Record) SetJSON(raw []byte) {
+	r.raw, r.escaped = raw, false
+}
+
 // Time parses EventTime.
 func (r *Record) Time() (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, r.EventTime)
@@ -118,7 +140,8 @@ func mayBeInstanceSession(raw []byte) bool {
 }
 
 // ParseRecord decodes the CloudTrail record JSON in raw. It does not apply
-// the pre-filter. The returned Record's Raw aliases raw.
+// the pre-filter. The returned Record's JSON aliases raw; its string fields
+// are copies.
 //
 // Keys are matched exactly (CloudTrail's spelling; encoding/json would also
 // accept other letter cases); when a key repeats, the last one wins. Errors
@@ -126,16 +149,23 @@ func mayBeInstanceSession(raw []byte) bool {
 // wrong type.
 func ParseRecord(raw []byte) (Record, error) {
 	var r Record
-	if err := parseRecord(&r, raw); err != nil {
+	if err := parseRecord(&r, raw, false); err != nil {
 		return Record{}, err
 	}
 	return r, nil
 }
 
-// parseRecord fills r from raw; on error r is partially filled.
-func parseRecord(r *Record, raw []byte) error {
-	p := recordParser{s: scanner{b: raw}, src: string(raw)}
-	r.Raw = raw
+// parseRecord fills r from raw; on error r is partially filled. owned says
+// that raw is a private buffer that is never written again, so the string
+// fields may alias it instead of a copy.
+func parseRecord(r *Record, raw []byte, owned bool) error {
+	p := recordParser{s: scanner{b: raw}}
+	if owned && len(raw) > 0 {
+		p.src = unsafe.String(&raw[0], len(raw))
+	} else {
+		p.src = string(raw)
+	}
+	r.raw, r.escaped = raw, false
 	if err := p.record(r); err != nil {
 		return fmt.Errorf("cloudtrail: record: %w", err)
 	}
@@ -194,39 +224,15 @@ func (p *recordParser) record(r *Record) error {
 		return &typeError{field: "record", want: "object", got: kindName(c)}
 	}
 	err := p.s.object(func(key []byte) error {
-		switch string(key) {
-		case "eventVersion":
-			return p.str("eventVersion", &r.EventVersion)
-		case "eventID":
-			return p.str("eventID", &r.EventID)
-		case "eventTime":
-			return p.str("eventTime", &r.EventTime)
-		case "eventSource":
-			return p.str("eventSource", &r.EventSource)
-		case "eventName":
-			return p.str("eventName", &r.EventName)
-		case "eventType":
-			return p.str("eventType", &r.EventType)
-		case "awsRegion":
-			return p.str("awsRegion", &r.AWSRegion)
-		case "sourceIPAddress":
-			return p.str("sourceIPAddress", &r.SourceIPAddress)
-		case "userAgent":
-			return p.str("userAgent", &r.UserAgent)
-		case "vpcEndpointId":
-			return p.str("vpcEndpointId", &r.VPCEndpointID)
-		case "vpcEndpointAccountId":
-			return p.str("vpcEndpointAccountId", &r.VPCEndpointAccountID)
-		case "recipientAccountId":
-			return p.str("recipientAccountId", &r.RecipientAccountID)
-		case "errorCode":
-			return p.str("errorCode", &r.ErrorCode)
-		case "userIdentity":
-			r.UserIdentity = UserIdentity{}
-			return p.obj("userIdentity", func(key []byte) error { return p.userIdentity(&r.UserIdentity, key) })
-		default:
+		if dst, field := r.stringField(key); dst != nil {
+			return p.str(field, dst)
+		}
+		if string(key) != "userIdentity" {
 			return p.s.skip()
 		}
+		u := &r.UserIdentity
+		*u = UserIdentity{}
+		return p.obj("userIdentity", func(key []byte) error { return p.userIdentity(u, key) })
 	})
 	if err != nil {
 		return err
@@ -235,59 +241,111 @@ func (p *recordParser) record(r *Record) error {
 }
 
 func (p *recordParser) userIdentity(u *UserIdentity, key []byte) error {
-	switch string(key) {
-	case "type":
-		return p.str("userIdentity.type", &u.Type)
-	case "principalId":
-		return p.str("userIdentity.principalId", &u.PrincipalID)
-	case "arn":
-		return p.str("userIdentity.arn", &u.ARN)
-	case "accountId":
-		return p.str("userIdentity.accountId", &u.AccountID)
-	case "accessKeyId":
-		return p.str("userIdentity.accessKeyId", &u.AccessKeyID)
-	case "userName":
-		return p.str("userIdentity.userName", &u.UserName)
-	case "invokedBy":
-		return p.str("userIdentity.invokedBy", &u.InvokedBy)
-	case "sessionContext":
-		sc := &u.SessionContext
-		*sc = SessionContext{}
-		return p.obj("userIdentity.sessionContext", func(key []byte) error {
-			switch string(key) {
-			case "ec2RoleDelivery":
-				return p.str("userIdentity.sessionContext.ec2RoleDelivery", &sc.EC2RoleDelivery)
-			case "sourceIdentity":
-				return p.str("userIdentity.sessionContext.sourceIdentity", &sc.SourceIdentity)
-			case "sessionIssuer":
-				si := &sc.SessionIssuer
-				*si = SessionIssuer{}
-				return p.obj("userIdentity.sessionContext.sessionIssuer", func(key []byte) error {
-					return p.sessionIssuer(si, key)
-				})
-			default:
-				return p.s.skip()
-			}
-		})
-	default:
+	if dst, field := u.stringField(key); dst != nil {
+		return p.str(field, dst)
+	}
+	if string(key) != "sessionContext" {
 		return p.s.skip()
 	}
+	sc := &u.SessionContext
+	*sc = SessionContext{}
+	return p.obj("userIdentity.sessionContext", func(key []byte) error {
+		if dst, field := sc.stringField(key); dst != nil {
+			return p.str(field, dst)
+		}
+		if string(key) != "sessionIssuer" {
+			return p.s.skip()
+		}
+		si := &sc.SessionIssuer
+		*si = SessionIssuer{}
+		return p.obj("userIdentity.sessionContext.sessionIssuer", func(key []byte) error {
+			if dst, field := si.stringField(key); dst != nil {
+				return p.str(field, dst)
+			}
+			return p.s.skip()
+		})
+	})
 }
 
-func (p *recordParser) sessionIssuer(si *SessionIssuer, key []byte) error {
+// The string fields of each element, by key: where the value goes and the
+// field's path for type errors. Both record parsers (parseRecord and the
+// escaped one) use these, so they cannot disagree on which key fills what.
+
+func (r *Record) stringField(key []byte) (*string, string) {
+	switch string(key) {
+	case "eventVersion":
+		return &r.EventVersion, "eventVersion"
+	case "eventID":
+		return &r.EventID, "eventID"
+	case "eventTime":
+		return &r.EventTime, "eventTime"
+	case "eventSource":
+		return &r.EventSource, "eventSource"
+	case "eventName":
+		return &r.EventName, "eventName"
+	case "eventType":
+		return &r.EventType, "eventType"
+	case "awsRegion":
+		return &r.AWSRegion, "awsRegion"
+	case "sourceIPAddress":
+		return &r.SourceIPAddress, "sourceIPAddress"
+	case "userAgent":
+		return &r.UserAgent, "userAgent"
+	case "vpcEndpointId":
+		return &r.VPCEndpointID, "vpcEndpointId"
+	case "vpcEndpointAccountId":
+		return &r.VPCEndpointAccountID, "vpcEndpointAccountId"
+	case "recipientAccountId":
+		return &r.RecipientAccountID, "recipientAccountId"
+	case "errorCode":
+		return &r.ErrorCode, "errorCode"
+	}
+	return nil, ""
+}
+
+func (u *UserIdentity) stringField(key []byte) (*string, string) {
+	switch string(key) {
+	case "type":
+		return &u.Type, "userIdentity.type"
+	case "principalId":
+		return &u.PrincipalID, "userIdentity.principalId"
+	case "arn":
+		return &u.ARN, "userIdentity.arn"
+	case "accountId":
+		return &u.AccountID, "userIdentity.accountId"
+	case "accessKeyId":
+		return &u.AccessKeyID, "userIdentity.accessKeyId"
+	case "userName":
+		return &u.UserName, "userIdentity.userName"
+	case "invokedBy":
+		return &u.InvokedBy, "userIdentity.invokedBy"
+	}
+	return nil, ""
+}
+
+func (sc *SessionContext) stringField(key []byte) (*string, string) {
+	switch string(key) {
+	case "ec2RoleDelivery":
+		return &sc.EC2RoleDelivery, "userIdentity.sessionContext.ec2RoleDelivery"
+	case "sourceIdentity":
+		return &sc.SourceIdentity, "userIdentity.sessionContext.sourceIdentity"
+	}
+	return nil, ""
+}
+
+func (si *SessionIssuer) stringField(key []byte) (*string, string) {
 	const f = "userIdentity.sessionContext.sessionIssuer."
 	switch string(key) {
 	case "type":
-		return p.str(f+"type", &si.Type)
+		return &si.Type, f + "type"
 	case "principalId":
-		return p.str(f+"principalId", &si.PrincipalID)
+		return &si.PrincipalID, f + "principalId"
 	case "arn":
-		return p.str(f+"arn", &si.ARN)
+		return &si.ARN, f + "arn"
 	case "accountId":
-		return p.str(f+"accountId", &si.AccountID)
+		return &si.AccountID, f + "accountId"
 	case "userName":
-		return p.str(f+"userName", &si.UserName)
-	default:
-		return p.s.skip()
+		return &si.UserName, f + "userName"
 	}
+	return nil, ""
 }

@@ -167,7 +167,7 @@ func TestParseRecordExtractsDetectionFields(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRecord: %v", err)
 			}
-			if &r.Raw[0] != &tt.input[0] {
+			if &r.JSON()[0] != &tt.input[0] {
 				t.Errorf("Raw does not alias the input")
 			}
 			tt.check(t, r)
@@ -257,7 +257,7 @@ func checkAgainstEncodingJSON(t *testing.T, raw []byte) {
 		return // encoding/json replaces invalid UTF-8; nothing more to compare
 	}
 	want := recordFromMap(m)
-	got.Raw = nil
+	got.SetJSON(nil)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ParseRecord = %+v\nencoding/json = %+v\ninput %q", got, want, raw)
 	}

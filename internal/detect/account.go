@@ -146,12 +146,18 @@ func AccountFromARN(arn string) string {
 // arnAccount returns the account field of an ARN as written, "" if arn is
 // not an ARN.
 func arnAccount(arn string) string {
-	if !strings.HasPrefix(arn, "arn:") {
+	// arn:partition:service:region:account:resource, cut without
+	// allocating (this runs for every record).
+	rest, ok := strings.CutPrefix(arn, "arn:")
+	for range 3 { // partition, service, region
+		if !ok {
+			return ""
+		}
+		_, rest, ok = strings.Cut(rest, ":")
+	}
+	account, _, ok := strings.Cut(rest, ":")
+	if !ok {
 		return ""
 	}
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 {
-		return ""
-	}
-	return parts[4]
+	return account
 }

@@ -88,7 +88,7 @@ func NewAlert(rec *cloudtrail.Record, instanceID string, inst Instance, v Verdic
 		ExpectedIPs:     expected,
 		InstanceID:      instanceID,
 		UniqID:          UniqID(rec, instanceID),
-		CloudTrailEvent: embedRecord(rec.Raw),
+		CloudTrailEvent: embedRecord(rec.JSON()),
 		Account:         accountOf(rec),
 		Region:          rec.AWSRegion,
 		InstanceRegion:  inst.Region,

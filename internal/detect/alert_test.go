@@ -129,7 +129,7 @@ func TestAlertMarshalTruncatesHugeRecords(t *testing.T) {
 
 func TestAlertEmbedsInvalidRawAsAString(t *testing.T) {
 	rec := record(ctt.StolenFromForeignIP)
-	rec.Raw = []byte("\xff{not json")
+	rec.SetJSON([]byte("\xff{not json"))
 	a := detect.NewAlert(&rec, ctt.InstanceID, theInstance(), detect.Decide(&rec, theInstance(), true))
 	b, err := a.Marshal(0)
 	if err != nil || !json.Valid(b) || !strings.Contains(string(b), "\"CloudTrailEvent\":\"\uFFFD{not json\"") {

@@ -150,7 +150,7 @@ func naivePipeline(ctx context.Context, p *detect.Processor, event []byte) (dete
 		}
 		ui := r.UserIdentity
 		rec := cloudtrail.Record{
-			Raw: []byte(le.Message), EventVersion: r.EventVersion, EventID: r.EventID, EventTime: r.EventTime,
+			EventVersion: r.EventVersion, EventID: r.EventID, EventTime: r.EventTime,
 			EventSource: r.EventSource, EventName: r.EventName, EventType: r.EventType, AWSRegion: r.AWSRegion,
 			SourceIPAddress: r.SourceIPAddress, UserAgent: r.UserAgent, VPCEndpointID: r.VPCEndpointID,
 			VPCEndpointAccountID: r.VPCEndpointAccountID, RecipientAccountID: r.RecipientAccountID, ErrorCode: r.ErrorCode,
@@ -164,6 +164,7 @@ func naivePipeline(ctx context.Context, p *detect.Processor, event []byte) (dete
 			},
 			Source: cloudtrail.SourceCWL, DeliveryID: le.ID,
 		}
+		rec.SetJSON([]byte(le.Message))
 		if _, ok := detect.IsInstanceSession(&rec); ok {
 			recs = append(recs, rec)
 		}
