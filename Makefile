@@ -13,6 +13,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export npm_config_update_notifier := false
 
 GO_PKGS := ./...
+# A warm `make test` reruns only what changed: Go caches test results by the packages, files and
+# environment each test reads, and scripts/once.sh does the same for make compat and each fuzz
+# target's smoke run. FRESH=1 runs everything (CI sets it: CI=true).
+FRESH ?= $(CI)
+export FRESH
+COUNT := $(if $(FRESH),-count=1)
 MODULE := github.com/defenders-cdk/defenders
 # make fuzz: the long runs; make test runs every target for FUZZ_SMOKE.
 FUZZTIME ?= 1m
@@ -75,25 +81,28 @@ staticcheck:
 # code runs under the race detector.
 SIMULATIONS := TestOrganisationAtScale|TestBacklogOfUnseenInstances
 unit: tools
-	go test -count=1 $$(go list $(GO_PKGS) | grep -v '^$(MODULE)/internal/')
-	go test -count=1 -run '^($(SIMULATIONS))$$' ./internal/detectorfn/
+	go test $(COUNT) $$(go list $(GO_PKGS) | grep -v '^$(MODULE)/internal/')
+	go test $(COUNT) -run '^($(SIMULATIONS))$$' ./internal/detectorfn/
 
 race: tools
-	go test -race -count=1 -skip '^($(SIMULATIONS))$$' ./internal/...
+	go test -race $(COUNT) -skip '^($(SIMULATIONS))$$' ./internal/...
 
 # Every fuzz target in turn (go test -fuzz takes one target per run): make fuzz for the long runs,
 # make fuzz-smoke (in make test) for a short one. Minimizing a new
 # input may take 60 s by default; 100 runs per input keep a short run's time on new inputs (with 1s the
 # assembly target ran 790 inputs in 30 s, with 100x 24,000).
+# The smoke run of a target whose code did not change since it last passed is not repeated
+# (scripts/once.sh); make fuzz always runs (fuzzing is random: a new run may find what the last
+# one did not).
 fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
+	scripts/fuzz.sh $(FUZZ_SMOKE)
 
 fuzz:
-	scripts/fuzz.sh $(FUZZTIME)
+	FRESH=1 scripts/fuzz.sh $(FUZZTIME)
 
 # The examples app is its own Go module (as an outside user's would be): vet, test, synth it.
 examples: tools
-	cd examples && go vet ./... && go test -count=1 ./...
+	cd examples && go vet ./... && go test $(COUNT) ./...
 
 # Lint the sample CI workflow with actionlint (a Go module, fetched through the Go proxy).
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
@@ -105,20 +114,26 @@ lint-workflows:
 compat: tools
 	@echo "==> compat: aws-cdk-go $(CDK_OLDEST) (oldest supported) and $(CDK_NEWEST) (newest served)"
 	@test -n "$(CDK_OLDEST)" -a -n "$(CDK_NEWEST)" || { echo "compat: could not resolve the aws-cdk-go versions"; exit 1; }
-	scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
+	@scripts/once.sh compat "$$(scripts/inputs.sh -x '(_test\.go|\.md)$$|(^|/)testdata/|^(docs|test|\.github)/' \
+		--extra "$(CDK_OLDEST) $(CDK_NEWEST) $$(go version) $$(cfn-lint --version) $$(scripts/inputs.sh examples)" .)" \
+		scripts/compat.sh $(sort $(CDK_OLDEST) $(CDK_NEWEST))
 
 # Each step in turn, then one line with what ran and how long each step took.
 TEST_STEPS := vet fmt-check staticcheck unit race examples compat lint-workflows fuzz-smoke
 test: tools
 	@MAKE="$(MAKE)" scripts/steps.sh $(TEST_STEPS)
 
+# ANCHOR_PY: lambda/detect-cwl.py of jchrisfarris/detect-credential-compromise at commit 83c8e12, for
+# the end-to-end comparison with the anchor (lambda/detector's TestFigureAnchorEndToEnd; skipped
+# without it).
+ANCHOR_PY ?=
 # Figures for the README: the detector's decode+detect pipeline against a straightforward
 # encoding/json version (same input, same run), the shipped binaries, and synth time.
 bench: tools
 	go test -run '^$$' -bench 'CWLBatch1000' -benchmem -cpu 1 -count 5 ./internal/detect/
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./internal/cloudtrail/
 	go test -run '^$$' -bench . -benchtime 20x ./lambda/detector/
-	DEFENDERS_FIGURES=1 go test -count=1 -v -run 'TestPerformance|TestFigure|TestAFiveThousand' ./lambda/locker/ ./lambda/detector/ ./internal/cloudtrail/ ./internal/review/ | grep -E '^\s+\S+_test.go:[0-9]+: '
+	DEFENDERS_FIGURES=1 DEFENDERS_ANCHOR_PY=$(ANCHOR_PY) go test -count=1 -timeout 30m -v -run 'TestPerformance|TestFigure|TestAFiveThousand' ./lambda/locker/ ./lambda/detector/ ./internal/cloudtrail/ ./internal/review/ | grep -E '^\s+\S+_test.go:[0-9]+: '
 	scripts/bench-synth.sh 7
 
 # The policy review report of the synthesized app (Markdown for a pull request; --json for machines).
