@@ -44,8 +44,11 @@ export GOPROXY="file://$work/proxy,$(go env GOPROXY)"
 export GONOSUMDB="$mod" GOFLAGS=-mod=mod GOWORK=off
 export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
 
-for cdkver in "$@"; do
-	app="$work/app-$cdkver"
+# One version's checks; the versions run side by side (each is mostly single-threaded: go vet, a
+# test binary, the jsii kernel), each into its own log, printed in order when both are done.
+check() {
+	local cdkver=$1 app="$work/app-$1" got dir out rc
+	set -euo pipefail
 	mkdir -p "$app"
 	cp "$root/examples/main.go" "$root/examples/main_test.go" "$root/examples/cdk.json" "$app/"
 	cd "$app"
@@ -71,4 +74,15 @@ for cdkver in "$@"; do
 	cfn-lint --format parseable "$work/out-$cdkver"/*.template.json || rc=$?
 	if (( rc & 2 )); then echo "FAIL: cfn-lint errors with aws-cdk-go $cdkver" >&2; exit 1; fi
 	step "aws-cdk-go $cdkver: ok"
+}
+pids=()
+for cdkver in "$@"; do
+	(check "$cdkver") >"$work/log-$cdkver" 2>&1 &
+	pids+=($!)
 done
+status=0
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || status=1
+done
+for cdkver in "$@"; do cat "$work/log-$cdkver"; done
+exit $status
