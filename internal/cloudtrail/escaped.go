@@ -196,58 +196,98 @@ func (e *escScanner) object(member func(key []byte) bool) bool {
 	}
 }
 
-// skip consumes and validates any inner value.
+// skip consumes and validates any inner value. It does not recurse: the
+// kinds of the containers it is inside are bits of arrays (1: array), which
+// keeps the hot loop free of calls for the large values a record has and
+// detection does not read (requestParameters, responseElements, ...).
 func (e *escScanner) skip() bool {
-	switch c := e.peek(); {
-	case c == '\\':
-		_, _, _, ok := e.str()
-		return ok
-	case c == '{':
-		return e.object(func([]byte) bool { return e.skip() })
-	case c == '[':
-		if !e.enter() {
-			return false
-		}
-		if e.peek() == ']' {
-			e.pos++
-			e.depth--
-			return true
-		}
-		for {
-			if !e.skip() {
+	var arrays [maxDepth/64 + 1]uint64
+	isArray := func(k int) bool { return arrays[k>>6]&(1<<(k&63)) != 0 }
+	open := 0
+	for {
+		// A value.
+		switch c := e.peek(); {
+		case c == '\\':
+			if _, _, _, ok := e.str(); !ok {
 				return false
 			}
-			switch e.peek() {
-			case ',':
+		case c == '{' || c == '[':
+			if e.depth+open >= maxDepth {
+				return false
+			}
+			if c == '[' {
+				arrays[open>>6] |= 1 << (open & 63)
+			} else {
+				arrays[open>>6] &^= 1 << (open & 63)
+			}
+			open++
+			e.pos++
+			if d := e.peek(); d == c+2 { // '{'+2 is '}', '['+2 is ']'
 				e.pos++
-			case ']':
-				e.pos++
-				e.depth--
-				return true
+				open--
+				break // an empty container is a whole value
+			}
+			if c == '{' && !e.memberKey() {
+				return false
+			}
+			continue // the first member's value
+		default:
+			// Numbers and literals are written as themselves: the plain
+			// scanner validates them.
+			s := scanner{b: e.b, pos: e.pos}
+			var err error
+			switch {
+			case c == 't':
+				err = s.literal("true")
+			case c == 'f':
+				err = s.literal("false")
+			case c == 'n':
+				err = s.literal("null")
+			case c == '-' || isDigit(c):
+				err = s.number()
 			default:
 				return false
 			}
+			e.pos = s.pos
+			if err != nil {
+				return false
+			}
 		}
-	default:
-		// Numbers and literals are written as themselves: the plain
-		// scanner validates them.
-		s := scanner{b: e.b, pos: e.pos}
-		var err error
-		switch {
-		case c == 't':
-			err = s.literal("true")
-		case c == 'f':
-			err = s.literal("false")
-		case c == 'n':
-			err = s.literal("null")
-		case c == '-' || isDigit(c):
-			err = s.number()
-		default:
+		// After a value: close what ends here, then go on with the next
+		// member, or return once the outermost value is complete.
+		for {
+			if open == 0 {
+				return true
+			}
+			arr := isArray(open - 1)
+			c := e.peek()
+			if c == ',' {
+				e.pos++
+				if !arr && !e.memberKey() {
+					return false
+				}
+				break
+			}
+			if (c == '}' && !arr) || (c == ']' && arr) {
+				e.pos++
+				open--
+				continue
+			}
 			return false
 		}
-		e.pos = s.pos
-		return err == nil
 	}
+}
+
+// memberKey consumes an object key of a skipped object and its colon.
+func (e *escScanner) memberKey() bool {
+	if e.peek() != '\\' {
+		return false
+	}
+	if _, _, _, ok := e.str(); !ok || e.peek() != ':' {
+		return false
+	}
+	e.pos++
+	return true
 }
 
 // str reads a string-or-null field value into dst.

@@ -142,7 +142,16 @@ func TestEscapedParserAcceptsWhatEncodersWrite(t *testing.T) {
 		{`[]`, false},                                                // not an object
 		{`{\"eventName\":\"x\"} {}`, false},                          // trailing data
 		{`{\"event\u004eame\":\"x\"}`, false},                        // an escaped key
-		{strings.Repeat(`[`, 600) + strings.Repeat(`]`, 600), false}, // too deep
+		{strings.Repeat(`[`, 600) + strings.Repeat(`]`, 600), false}, // not an object
+		// The record object and 511 arrays are maxDepth (512) levels: the
+		// two-step path takes them; one more it rejects.
+		{`{\"a\":` + strings.Repeat(`[`, 511) + strings.Repeat(`]`, 511) + `}`, true},
+		{`{\"a\":` + strings.Repeat(`[`, 512) + strings.Repeat(`]`, 512) + `}`, false},
+		{`{\"a\":[{\"b\":{}},[],{\"c\\u0041\":[1,{\"d\":null}]}],\"eventName\":\"x\"}`, true}, // an escaped key in a skipped object
+		{`{\"a\":[1,]}`, false},
+		{`{\"a\":{\"b\"}}`, false},
+		{`{\"a\":{\"b\":1,}}`, false},
+		{`{\"a\":[}`, false},
 	} {
 		if got := escapedOracle(t, []byte(tt.content)); got != tt.accept {
 			t.Errorf("accepted %v, want %v: %q", got, tt.accept, tt.content)
