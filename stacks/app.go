@@ -35,7 +35,7 @@ func FromContext(ctx context.Context, app awscdk.App, client *http.Client) (*App
 	if err := CheckKeys(all); err != nil {
 		return nil, err
 	}
-	cfg, err := LoadConfig(NodeGetter(app))
+	cfg, err := LoadConfig(MapGetter(all))
 	if err != nil {
 		return nil, err
 	}

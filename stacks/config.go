@@ -156,6 +156,12 @@ func NodeGetter(scope constructs.Construct) Getter {
 	return func(key string) any { return scope.Node().TryGetContext(jsii.String(key)) }
 }
 
+// MapGetter reads from a context already fetched whole (Node.GetAllContext): one jsii round trip
+// for every key instead of two per key (the node, then TryGetContext).
+func MapGetter(all map[string]any) Getter {
+	return func(key string) any { return all[key] }
+}
+
 var (
 	prefixRE        = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9-]{0,18}[A-Za-z0-9])?$`)
 	instanceTypeRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
