@@ -81,10 +81,12 @@ type SessionIssuer struct {
 	UserName    string // userName, the role name
 }
 
-// JSON returns the CloudTrail record JSON. For EventBridge input it aliases
-// the caller's buffer, which must then not be modified while the record is
-// in use; for CloudWatch Logs and Kinesis input it is a new copy on each
-// call (the record is kept escaped, as it arrived, until it is needed).
+// JSON returns the CloudTrail record JSON. Do not modify it: for EventBridge
+// input it aliases the caller's buffer (which must then not be modified while
+// the record is in use either), and for a record the decoder had to unescape
+// it is the buffer the string fields are read from. For CloudWatch Logs and
+// Kinesis input it is usually a new copy on each call: the record is kept
+// escaped, as it arrived, until an alert needs it.
 func (r *Record) JSON() []byte {
 	if !r.escaped {
 		return r.raw
