@@ -594,6 +594,7 @@ func (m *MultiRegionInventory) inventory(r string) Inventory {
 	defer m.mu.Unlock()
 	inv, ok := m.regional[r]
 	if !ok {
+		r = strings.Clone(r) // kept for good: do not pin the payload a record's region came from
 		inv = m.o.Inventory(r)
 		m.regional[r] = inv
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,6 +117,7 @@ func ClientsFromConfig(cfg aws.Config) Clients {
 		defer mu.Unlock()
 		c, ok := regional[region]
 		if !ok {
+			region = strings.Clone(region) // kept for good: do not pin the payload a record's region came from
 			c = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
 			regional[region] = c
 		}
