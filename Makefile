@@ -17,6 +17,7 @@ GO_PKGS := ./...
 # environment each test reads, and scripts/once.sh does the same for make compat and each fuzz
 # target's smoke run. FRESH=1 runs everything (CI sets it: CI=true).
 FRESH ?= $(CI)
+override FRESH := $(filter-out false 0 no,$(FRESH))
 export FRESH
 COUNT := $(if $(FRESH),-count=1)
 MODULE := github.com/defenders-cdk/defenders
