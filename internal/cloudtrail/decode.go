@@ -489,6 +489,7 @@ func (d *Decoder) decodeCWL(payload []byte, b *Batch, src Source, seq string) er
 			return s.skip()
 		}
 	})
+	detach(b.Records[m.records:], payload)
 	if err == nil {
 		err = s.end()
 	}

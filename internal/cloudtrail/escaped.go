@@ -3,6 +3,7 @@ package cloudtrail
 import (
 	"encoding/binary"
 	"math/bits"
+	"strings"
 	"unsafe"
 )
 
@@ -386,4 +387,56 @@ func (e *escScanner) record(r *Record) bool {
 	}
 	e.pos++
 	return true
+}
+
+// keepRatio bounds what a payload costs once decoded: when the records kept
+// from it hold less than 1/keepRatio of its bytes, detach copies them off it
+// so that it can be collected. (A Kinesis event carries many payloads, most
+// of whose records the pre-filter drops; without this, each would stay in
+// memory for one kept record.)
+const keepRatio = 4
+
+// detach moves recs, the records just decoded from payload, into one buffer
+// of their own when they use little of it (keepRatio). Each record's string
+// fields lie in its own message, or in memory of their own, so moving the
+// message moves them.
+func detach(recs []Record, payload []byte) {
+	if len(payload) == 0 || len(recs) == 0 {
+		return
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(payload)))
+	inPayload := func(p unsafe.Pointer, n int) bool {
+		a := uintptr(p)
+		return n > 0 && a >= lo && a+uintptr(n) <= lo+uintptr(len(payload))
+	}
+	total := 0
+	for i := range recs {
+		if r := &recs[i]; r.escaped && inPayload(unsafe.Pointer(unsafe.SliceData(r.raw)), len(r.raw)) {
+			total += len(r.raw)
+		}
+	}
+	if total*keepRatio >= len(payload) {
+		return
+	}
+	buf := make([]byte, 0, total)
+	for i := range recs {
+		r := &recs[i]
+		if inPayload(unsafe.Pointer(unsafe.StringData(r.DeliveryID)), len(r.DeliveryID)) {
+			r.DeliveryID = strings.Clone(r.DeliveryID)
+		}
+		if !r.escaped || !inPayload(unsafe.Pointer(unsafe.SliceData(r.raw)), len(r.raw)) {
+			continue // a private copy already (the two-step path's)
+		}
+		start := len(buf)
+		buf = append(buf, r.raw...)
+		moved := buf[start:len(buf):len(buf)]
+		from := uintptr(unsafe.Pointer(unsafe.SliceData(r.raw)))
+		r.eachString(func(s *string) {
+			p := uintptr(unsafe.Pointer(unsafe.StringData(*s)))
+			if len(*s) > 0 && p >= from && p+uintptr(len(*s)) <= from+uintptr(len(r.raw)) {
+				*s = unsafe.String(&moved[p-from], len(*s))
+			}
+		})
+		r.raw = moved
+	}
 }

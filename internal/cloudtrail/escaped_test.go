@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/defenders-cdk/defenders/internal/cloudtrail/cloudtrailtest"
 )
@@ -244,4 +245,77 @@ func FuzzEscapedRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, content []byte) {
 		escapedOracle(t, content)
 	})
+}
+
+// TestDetachFreesMostlyFilteredPayloads: a payload whose records the
+// pre-filter mostly drops is not kept alive by the few it keeps (a Kinesis
+// event carries many): wiping the payload after decoding changes nothing in
+// them. A payload of instance sessions is kept: its records alias it.
+func TestDetachFreesMostlyFilteredPayloads(t *testing.T) {
+	stolen := cloudtrailtest.StolenFromForeignIP.JSON()
+	want, err := ParseRecord(stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := [][]byte{stolen}
+	for range 40 {
+		recs = append(recs, cloudtrailtest.IAMUserCall.JSON())
+	}
+	payload := cloudtrailtest.CWLPayload(recs...)
+	var b Batch
+	if err := new(Decoder).DecodeCWLPayload(payload, &b); err != nil || len(b.Records) != 1 || b.Filtered != 40 {
+		t.Fatalf("%d records, %d filtered, %v", len(b.Records), b.Filtered, err)
+	}
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	got := b.Records[0]
+	if !bytes.Equal(got.JSON(), stolen) {
+		t.Errorf("JSON after the payload was wiped: %q", got.JSON())
+	}
+	if got.DeliveryID == "" || strings.Contains(got.DeliveryID, "x") {
+		t.Errorf("DeliveryID after the payload was wiped: %q", got.DeliveryID)
+	}
+	got.SetJSON(nil)
+	want.SetJSON(nil)
+	got.Source, got.DeliveryID = 0, ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after the payload was wiped:\n got %+v\nwant %+v", got, want)
+	}
+
+	kept := cloudtrailtest.CWLPayload(stolen, stolen, stolen)
+	b.Reset()
+	if err := new(Decoder).DecodeCWLPayload(kept, &b); err != nil || len(b.Records) != 3 {
+		t.Fatalf("%d records, %v", len(b.Records), err)
+	}
+	arn := b.Records[2].UserIdentity.ARN
+	p := uintptr(unsafe.Pointer(unsafe.StringData(arn)))
+	if lo := uintptr(unsafe.Pointer(&kept[0])); p < lo || p >= lo+uintptr(len(kept)) {
+		t.Errorf("a record of a payload it mostly fills was copied")
+	}
+}
+
+// TestEachStringCoversEveryField: detach moves the fields eachString
+// lists; a string field added to Record must be listed there (the two
+// outside the record JSON, DeliveryID and SequenceNumber, are handled
+// apart).
+func TestEachStringCoversEveryField(t *testing.T) {
+	var count func(reflect.Type) int
+	count = func(ty reflect.Type) int {
+		n := 0
+		for i := range ty.NumField() {
+			switch f := ty.Field(i); f.Type.Kind() {
+			case reflect.String:
+				n++
+			case reflect.Struct:
+				n += count(f.Type)
+			}
+		}
+		return n
+	}
+	listed := 0
+	new(Record).eachString(func(*string) { listed++ })
+	if fields := count(reflect.TypeFor[Record]()); listed+2 != fields {
+		t.Errorf("Record has %d string fields; eachString lists %d (+ DeliveryID and SequenceNumber)", fields, listed)
+	}
 }

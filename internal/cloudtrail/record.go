@@ -269,6 +269,24 @@ func (p *recordParser) userIdentity(u *UserIdentity, key []byte) error {
 	})
 }
 
+// eachString calls fn with every string field read from the record JSON.
+func (r *Record) eachString(fn func(*string)) {
+	for _, s := range [...]*string{&r.EventVersion, &r.EventID, &r.EventTime, &r.EventSource, &r.EventName,
+		&r.EventType, &r.AWSRegion, &r.SourceIPAddress, &r.UserAgent, &r.VPCEndpointID,
+		&r.VPCEndpointAccountID, &r.RecipientAccountID, &r.ErrorCode} {
+		fn(s)
+	}
+	u := &r.UserIdentity
+	for _, s := range [...]*string{&u.Type, &u.PrincipalID, &u.ARN, &u.AccountID, &u.AccessKeyID,
+		&u.UserName, &u.InvokedBy, &u.SessionContext.EC2RoleDelivery, &u.SessionContext.SourceIdentity} {
+		fn(s)
+	}
+	si := &u.SessionContext.SessionIssuer
+	for _, s := range [...]*string{&si.Type, &si.PrincipalID, &si.ARN, &si.AccountID, &si.UserName} {
+		fn(s)
+	}
+}
+
 // The string fields of each element, by key: where the value goes and the
 // field's path for type errors. Both record parsers (parseRecord and the
 // escaped one) use these, so they cannot disagree on which key fills what.
