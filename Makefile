@@ -36,10 +36,11 @@ CDK_NEWEST ?= $(shell go list -m -f '{{.Version}}' $(CDK_MODULE)@latest)
 
 help:
 	@echo "make synth    install what is missing, synthesize every stack into cdk.out/ (offline works)"
-	@echo "make test     the whole test suite (vet, gofmt, unit, snapshot, IAM-evaluator, cfn-lint, compat, short fuzz)"
+	@echo "make test     the whole test suite (vet, gofmt, unit, snapshot, IAM-evaluator, cfn-lint, compat, short fuzz);"
+	@echo "              reruns only what changed since it last passed; FRESH=1 runs everything (CI does)"
 	@echo "make compat   an outside module on the oldest and the newest aws-cdk-go: build, test, cdk synth, cfn-lint"
 	@echo "make fuzz     every fuzz target for FUZZTIME (default 1m; make test runs each for 1s)"
-	@echo "make bench    benchmarks, measurements and synth timing"
+	@echo "make bench    benchmarks, measurements and synth timing (ANCHOR_PY=... adds the anchor comparison)"
 	@echo "make pin-ssh  look up this workstation's address once and pin it in cdk.context.json"
 
 # npm dev tools (CDK CLI, Node 22, the IAM evaluator) live in .tools/, where Go's ./... does not look.
