@@ -55,15 +55,18 @@ func (e *escScanner) ws() {
 	e.pos = i
 }
 
-// peek skips whitespace and returns the next byte (0 at the end).
+// peek skips whitespace and returns the next byte (0 at the end). The
+// common cases, a structural character or the \" that opens a string, are
+// answered without the whitespace loop (small enough to be inlined).
 func (e *escScanner) peek() byte {
-	if e.pos < len(e.b) {
-		// Compact records (CloudTrail's) have no whitespace: skip the
-		// loop for everything but a space or an escape.
-		if c := e.b[e.pos]; c != ' ' && c != '\\' {
-			return c
-		}
+	b, i := e.b, e.pos
+	if i+1 < len(b) && b[i] != ' ' && (b[i] != '\\' || b[i+1] == '"') {
+		return b[i]
 	}
+	return e.peekSlow()
+}
+
+func (e *escScanner) peekSlow() byte {
 	e.ws()
 	if e.pos < len(e.b) {
 		return e.b[e.pos]
