@@ -66,6 +66,7 @@ func (e *escScanner) peek() byte {
 	return e.peekSlow()
 }
 
+// peekSlow is peek's whitespace path.
 func (e *escScanner) peekSlow() byte {
 	e.ws()
 	if e.pos < len(e.b) {
@@ -156,7 +157,8 @@ func (e *escScanner) key() ([]byte, bool) {
 	return e.b[start:end], true
 }
 
-// enter and leave bound the nesting.
+// enter steps into the container at e.pos and reports whether the nesting
+// is still within maxDepth (the caller decrements depth when it closes).
 func (e *escScanner) enter() bool {
 	e.depth++
 	e.pos++
